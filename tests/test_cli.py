@@ -1,0 +1,91 @@
+"""The CLI as a user runs it: real processes, real files, real store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from recsys.data.store import Store
+
+CLI = str(Path(sys.executable).with_name("clearshelf"))
+
+
+def run(args: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, **kw)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CLEARSHELF_")}
+    e.update(CLEARSHELF_HOME=str(tmp_path / "home"), CLEARSHELF_DATABASE_URL=db_url)
+    return e
+
+
+def test_help_lists_commands_and_each_has_an_example() -> None:
+    runner = CliRunner()
+    out = runner.invoke(app, ["--help"]).output
+    for command in ("import", "load-dataset", "demo", "db"):
+        assert command in out
+    for command in (["import"], ["load-dataset"], ["demo"], ["db", "upgrade"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0
+        assert "Example" in result.output, command
+
+
+def test_db_upgrade_then_up_to_date(env: dict[str, str], db_url: str) -> None:
+    first = run(["db", "upgrade"], env)
+    assert first.returncode == 0, first.stderr
+    assert "upgraded from empty to" in first.stdout
+    second = run(["db", "upgrade"], env)
+    assert "up to date" in second.stdout
+    assert Store.open(db_url, upgrade=False).current_revision() == Store.head_revision()
+
+
+def test_bad_import_exits_nonzero_names_both_problems_changes_nothing(
+    env: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    items = tmp_path / "items.csv"
+    rows = [f"I{i},Item {i},Cat,Brand,{i}.50" for i in range(1, 10)]
+    rows[6] = "I7,Item 7,Cat,Brand,seven"  # data row 7
+    items.write_text("item_id,title,category,brand,price\n" + "\n".join(rows) + "\n")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,age_band\nc1,25-34\n")
+    events = tmp_path / "events.csv"
+    events.write_text("customer_id,item_id\nc1,I1\nc1,GHOST\n")
+    good = run(["import", "--customers", str(customers)], env)
+    assert good.returncode == 0, good.stderr
+    before = Store.open(db_url).counts()
+    bad = run(["import", "--items", str(items), "--events", str(events)], env)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    assert "items.csv, row 7 (line 8), column 'price': 'seven' is not a number" in bad.stderr
+    assert "events.csv, row 2 (line 3), column 'item_id': unknown item 'GHOST'" in bad.stderr
+    assert "nothing was imported" in bad.stderr.splitlines()[0]
+    assert Store.open(db_url).counts() == before
+
+
+def test_import_reports_counts(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "i.csv").write_text("item_id,title\nA,Apple\nB,Bread\n")
+    (tmp_path / "c.csv").write_text("customer_id,gender\nx,f\n")
+    (tmp_path / "e.csv").write_text("event_id,customer_id,item_id\n1,x,A\n2,x,B\n")
+    args = ["import", "--items", str(tmp_path / "i.csv"), "--customers", str(tmp_path / "c.csv"),
+            "--events", str(tmp_path / "e.csv"), "--sensitive", "gender"]
+    out = run(args, env)
+    assert out.returncode == 0, out.stderr
+    assert "events: 2 new, 0 already present" in out.stdout
+    assert "2 items, 1 customers, 2 events" in out.stdout
+    again = run(args, env)
+    assert "events: 0 new, 2 already present" in again.stdout
+
+
+def test_user_error_is_one_line_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
+    out = run(["import", "--items", str(tmp_path / "missing.csv")], env)
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("error: items file not found")
+    assert "Traceback" not in out.stderr
