@@ -77,3 +77,7 @@ class NotFittedError(ClearshelfError, RuntimeError):
 
 class DatasetError(ClearshelfError, ValueError):
     """A real dataset directory is missing files or has an unexpected layout."""
+
+
+class BundleError(ClearshelfError, ValueError):
+    """A model bundle on disk is missing, incomplete or from an incompatible version."""

@@ -216,3 +216,22 @@ def test_failure_while_writing_rolls_everything_back(store: Store, pseudonymiser
     assert store.counts() == {"items": 0, "customers": 0, "events": 0}
     report = import_frames(store, pseudonymiser, items=items, customers=customers, events=events)
     assert report.events_inserted == n
+
+
+def test_failed_bulk_load_keeps_indexes_and_rows(store: Store, pseudonymiser: Pseudonymiser) -> None:
+    """A bulk load drops and rebuilds indexes on SQLite; a failure must roll that back too."""
+    import_frames(store, pseudonymiser, items=pl.DataFrame({"item_id": ["A"]}), customers=pl.DataFrame({"customer_id": ["c1"]}))
+    n = 60_000
+    events = pl.DataFrame({"customer_id": ["c1"] * n, "item_id": ["A"] * n, "event_id": [f"e{i}" for i in range(n)]})
+
+    def interrupt(stage: str, done: int, total: int) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_frames(store, pseudonymiser, events=events, progress=interrupt)
+    assert store.counts()["events"] == 0
+    names = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("events")}
+    assert {"uq_events_event_id", "ix_events_customer_key", "ix_events_item_id", "ix_events_ts"} <= names
+    import_frames(store, pseudonymiser, events=events)
+    again = import_frames(store, pseudonymiser, events=events)
+    assert again.events_skipped == n and store.counts()["events"] == n

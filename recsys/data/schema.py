@@ -78,7 +78,7 @@ events = Table(
     "events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("event_id", String(128), nullable=True, unique=True),
+    Column("event_id", String(128), nullable=True),
     Column(
         "customer_key",
         String(64),
@@ -89,6 +89,7 @@ events = Table(
     Column("event_type", String(16), nullable=False),
     Column("ts", BigInteger, nullable=True),
     Column("value", Float, nullable=True),
+    Index("uq_events_event_id", "event_id", unique=True),
     Index("ix_events_customer_key", "customer_key"),
     Index("ix_events_item_id", "item_id"),
     Index("ix_events_ts", "ts"),
