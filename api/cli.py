@@ -217,7 +217,6 @@ def demo_command(
 ) -> None:
     """Generate the demo retail world and load it into the configured store."""
     from recsys.data.demo import DemoConfig, generate_demo, write_demo
-
     from recsys.data.importer import import_frames
 
     settings = get_settings()
@@ -244,6 +243,92 @@ def demo_command(
     )
     console.print(f"loaded in {report.seconds:.1f} s: {report.summary()}")
     _print_counts(store)
+
+
+# -- train / recommend -------------------------------------------------------------------
+
+
+def _hierarchy(value: str | None) -> tuple[str | None, str | None]:
+    names = _split_names(value)
+    if len(names) > 2:
+        raise typer.BadParameter("--hierarchy takes at most two catalog columns, e.g. department,product_type")
+    names += [None] * (2 - len(names))  # type: ignore[list-item]
+    return names[0], names[1]
+
+
+@app.command("train", epilog="Example: clearshelf train --keep 5")
+@user_errors
+def train_command(
+    keep: Annotated[int, typer.Option(min=1, help="How many model versions to keep for rollback.")] = 5,
+    hierarchy: Annotated[str | None, typer.Option(help="Catalog columns of a deeper product hierarchy for the share features, e.g. department,product_type.")] = None,
+    no_content: Annotated[bool, typer.Option("--no-content", help="Skip the text-embedding source (faster, no model load).")] = False,
+) -> None:
+    """Train on everything in the store, write a versioned model bundle and activate it."""
+    from dataclasses import replace
+
+    from recsys.recommender import RecommenderConfig
+    from recsys.training import train_from_store
+
+    settings = get_settings()
+    store = open_store(settings)
+    level2, level3 = _hierarchy(hierarchy)
+    config = RecommenderConfig(level2_column=level2, level3_column=level3)
+    if no_content:
+        config = replace(config, content=None)
+    with progress_bar() as progress:
+        info = train_from_store(store, settings.resolved_home, config=config, keep=keep, progress=progress)
+    m, d = info.manifest["metrics"], info.manifest["data"]
+    console.print(
+        f"trained model {info.version} in {m['train_seconds']:.1f} s on {d['events']:,} events, "
+        f"{d['customers']:,} customers, {d['items']:,} items; active: {info.path}"
+    )
+
+
+@app.command("recommend", epilog="Example: clearshelf recommend C00042 --k 10")
+@user_errors
+def recommend_command(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id as the retailer knows it (pseudonymised before lookup).")],
+    k: Annotated[int, typer.Option(min=1, max=100, help="How many items.")] = 10,
+    category: Annotated[str | None, typer.Option(help="Only items of this category.")] = None,
+    max_price: Annotated[float | None, typer.Option(min=0, help="Only items at or below this price.")] = None,
+) -> None:
+    """Show the active model's recommendations for one customer."""
+    from rich.table import Table
+
+    from recsys.bundle import ModelRegistry
+    from recsys.recommender import Filters
+
+    settings = get_settings()
+    store = open_store(settings)
+    model, manifest = ModelRegistry(settings.resolved_home / "models").load()
+    key = pseudonymiser(settings)(customer_id)
+    consent = _consent(store, key)
+    ranked = model.recommend(key, k, filters=Filters(category=category, max_price=max_price), personalise=consent)
+    items = store.items_frame().select("item_id", "title", "category", "price")
+    info = {r["item_id"]: r for r in items.iter_rows(named=True)}
+    table = Table(title=f"model {manifest['version']} · customer status: {ranked.status}")
+    for col in ("rank", "item", "title", "category", "price", "score", "sources"):
+        table.add_column(col)
+    for it in ranked.items:
+        row = info.get(it.item_id, {})
+        price = row.get("price")
+        table.add_row(
+            str(it.rank), it.item_id, str(row.get("title") or ""), str(row.get("category") or ""),
+            "" if price is None else f"{price:.2f}", f"{it.score:.3f}", ", ".join(it.sources),
+        )
+    console.print(table)
+
+
+def _consent(store: Any, key: str) -> bool:
+    from sqlalchemy import select
+
+    from recsys.data import schema
+
+    with store.engine.connect() as conn:
+        value = conn.execute(
+            select(schema.customers.c.consent_personalisation).where(schema.customers.c.customer_key == key)
+        ).scalar_one_or_none()
+    return True if value is None else bool(value)
 
 
 def main() -> None:  # pragma: no cover - console script entry

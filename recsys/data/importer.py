@@ -337,11 +337,11 @@ def _copy_events_postgres(conn: Connection, rows: pl.DataFrame, progress: Progre
     """``COPY ... FROM STDIN`` in the import's transaction: the fastest PostgreSQL path."""
     dbapi = conn.connection.driver_connection
     done = 0
-    with dbapi.cursor() as cur:  # type: ignore[union-attr]
-        with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
-            for batch in _batches(rows, BATCH_ROWS * 5):
-                for row in batch.iter_rows():
-                    copy.write_row(row)
-                done += batch.height
-                if progress:
-                    progress("events", done, rows.height)
+    sql = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+    with dbapi.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        for batch in _batches(rows, BATCH_ROWS * 5):
+            for row in batch.iter_rows():
+                copy.write_row(row)
+            done += batch.height
+            if progress:
+                progress("events", done, rows.height)

@@ -1,0 +1,245 @@
+"""The ranker's features: named, documented, grouped. Explanations depend on these names.
+
+Every feature is computed from behaviour (events) and the catalog only.
+Sensitive customer attributes are never inputs: the builder is never given
+them, and :data:`FEATURES` is the complete list of what the ranker sees.
+
+Each feature belongs to a *group* (the evidence family an explanation can cite):
+``copurchase``, ``als``, ``ease``, ``content``, ``buy_again``, ``category``,
+``popularity``, ``price``, ``activity``, ``sources``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from recsys.interactions import DAY, Interactions
+from recsys.retrieval.popularity import PopularityRetriever
+
+Group = Literal[
+    "copurchase", "als", "ease", "content", "buy_again", "category", "popularity", "price", "activity", "sources"
+]
+
+MISSING_RANK: Final[float] = 1000.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One ranker input: its column name, evidence group, a human label and meaning."""
+
+    name: str
+    group: Group
+    label: str
+    doc: str
+
+
+FEATURES: Final[tuple[FeatureSpec, ...]] = (
+    FeatureSpec("als_score", "als", "taste match (ALS)", "dot product of the customer's and the item's ALS factors"),
+    FeatureSpec("als_rank", "als", "taste-match rank", f"position in the ALS candidate list (1 = best; {MISSING_RANK:.0f} if not proposed)"),
+    FeatureSpec("ease_score", "ease", "bought by similar baskets (EASE)", "EASE item-item regression score of the customer's history"),
+    FeatureSpec("ease_rank", "ease", "EASE rank", f"position in the EASE candidate list ({MISSING_RANK:.0f} if not proposed)"),
+    FeatureSpec("copurchase_score", "copurchase", "bought together with your items", "sum over history items of their co-purchase similarity to the item"),
+    FeatureSpec("copurchase_rank", "copurchase", "bought-together rank", f"position in the co-purchase candidate list ({MISSING_RANK:.0f} if not proposed)"),
+    FeatureSpec("copurchase_max", "copurchase", "strongest bought-together link", "largest single history item's contribution to copurchase_score"),
+    FeatureSpec("content_score", "content", "similar to what you bought", "cosine similarity of the item's text embedding to the customer's profile"),
+    FeatureSpec("content_rank", "content", "similarity rank", f"position in the content candidate list ({MISSING_RANK:.0f} if not proposed)"),
+    FeatureSpec("buy_again_score", "buy_again", "due for a repeat purchase", "how due the item is, from the customer's own purchase interval (0 if never repeated)"),
+    FeatureSpec("buy_again_interval_ratio", "buy_again", "days since last purchase / usual interval", "1 means exactly due; 0 if not a repeat item"),
+    FeatureSpec("purchases_of_item", "buy_again", "times you bought this", "number of purchase events of this item by the customer"),
+    FeatureSpec("in_history", "buy_again", "already in your history", "1 if the customer interacted with the item before"),
+    FeatureSpec("category_share", "category", "your share of purchases in this category", "fraction of the customer's interaction weight in the item's category"),
+    FeatureSpec("level2_share", "category", "your share in this department", "fraction of the customer's weight in the item's second hierarchy level (department), 0 if none"),
+    FeatureSpec("level3_share", "category", "your share in this product type", "fraction of the customer's weight in the item's third hierarchy level (product type), 0 if none"),
+    FeatureSpec("days_since_category", "category", "days since you last bought in this category", "days between the customer's last event in the item's category and now (365 if never)"),
+    FeatureSpec("brand_share", "category", "your share of this brand", "fraction of the customer's weight on the item's brand"),
+    FeatureSpec("popularity", "popularity", "customers who bought it", "log(1 + distinct customers) over the whole history"),
+    FeatureSpec("recent_popularity", "popularity", "recent popularity", "log(1 + distinct customers) in the recent popularity window"),
+    FeatureSpec("trend", "popularity", "trend this week", "ratio of the last week's rate to the previous weeks' rate (smoothed; 1 = flat)"),
+    FeatureSpec("category_popularity_rank", "popularity", "rank within its category", "the item's recent-popularity rank inside its category (1 = top)"),
+    FeatureSpec("item_age_days", "popularity", "days since first sold", "days since the item's first event (0 for items never sold: new items)"),
+    FeatureSpec("price_ratio", "price", "price vs your usual", "item price / the customer's median purchased-item price (1 if unknown)"),
+    FeatureSpec("customer_activity", "activity", "how much you shop", "log(1 + the customer's number of events)"),
+    FeatureSpec("n_sources", "sources", "retrievers proposing it", "number of candidate sources that proposed the item"),
+)
+FEATURE_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES)
+FEATURE_INDEX: Final[dict[str, int]] = {n: i for i, n in enumerate(FEATURE_NAMES)}
+SPECS: Final[dict[str, FeatureSpec]] = {f.name: f for f in FEATURES}
+SOURCES: Final[tuple[str, ...]] = ("als", "ease", "copurchase", "content", "buy_again", "popularity")
+
+
+def _codes(values: pl.Series) -> tuple[npt.NDArray[np.int32], int]:
+    """Dense integer codes for a column (nulls get their own code)."""
+    filled = values.cast(pl.Utf8).fill_null("\x00none")
+    cat = filled.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    uniq, inv = np.unique(cat, return_inverse=True)
+    return inv.astype(np.int32), len(uniq)
+
+
+@dataclass
+class ItemTable:
+    """Per-item arrays the features need, aligned with the item vocabulary."""
+
+    category: npt.NDArray[np.int32]
+    n_category: int
+    level2: npt.NDArray[np.int32]
+    n_level2: int
+    level3: npt.NDArray[np.int32]
+    n_level3: int
+    brand: npt.NDArray[np.int32]
+    n_brand: int
+    has_level2: bool
+    has_level3: bool
+    price: npt.NDArray[np.float32]  # NaN where unknown
+    popularity: npt.NDArray[np.float32]
+    recent_popularity: npt.NDArray[np.float32]
+    trend: npt.NDArray[np.float32]
+    category_rank: npt.NDArray[np.float32]
+    first_seen: npt.NDArray[np.float64]  # epoch s, NaN if never
+
+    @classmethod
+    def build(
+        cls,
+        interactions: Interactions,
+        popularity: PopularityRetriever,
+        *,
+        level2_column: str | None = None,
+        level3_column: str | None = None,
+    ) -> ItemTable:
+        """Item arrays from the catalog and a fitted popularity retriever (one source of truth)."""
+        cat = interactions.catalog
+        n_items = len(interactions.items)
+        category, n_category = _codes(cat["category"])
+        has2 = level2_column is not None and level2_column in cat.columns
+        has3 = level3_column is not None and level3_column in cat.columns
+        level2, n_level2 = _codes(cat[level2_column]) if has2 else (np.zeros(n_items, np.int32), 1)  # type: ignore[index]
+        level3, n_level3 = _codes(cat[level3_column]) if has3 else (np.zeros(n_items, np.int32), 1)  # type: ignore[index]
+        brand, n_brand = _codes(cat["brand"])
+        price = cat["price"].cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float32)
+        first_seen = np.full(n_items, np.nan)
+        if interactions.now is not None:
+            first = interactions.events.filter(pl.col("ts").is_not_null()).group_by("i").agg(pl.col("ts").min())
+            first_seen[first["i"].to_numpy()] = first["ts"].to_numpy().astype(np.float64)
+        return cls(
+            category=category, n_category=n_category, level2=level2, n_level2=n_level2,
+            level3=level3, n_level3=n_level3, brand=brand, n_brand=n_brand,
+            has_level2=has2, has_level3=has3, price=price,
+            popularity=np.log1p(np.asarray(popularity.counts_, dtype=np.float32)),
+            recent_popularity=np.log1p(np.asarray(popularity.recent_, dtype=np.float32)),
+            trend=np.asarray(popularity.trend_, dtype=np.float32),
+            category_rank=np.asarray(popularity.category_rank_, dtype=np.float32),
+            first_seen=first_seen,
+        )
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    """What the features need to know about one customer's history.
+
+    ``items``/``weights``: history item indices and weights; ``last_ts``: the
+    newest event time per history item (NaN unknown); ``purchases``: purchase
+    counts per history item; ``n_events``: all events.
+    """
+
+    items: npt.NDArray[np.int32]
+    weights: npt.NDArray[np.float32]
+    last_ts: npt.NDArray[np.float64]
+    purchases: npt.NDArray[np.float32]
+    n_events: int
+
+    @property
+    def empty(self) -> bool:
+        return len(self.items) == 0
+
+
+def build_features(
+    table: ItemTable,
+    profile: CustomerProfile,
+    items: npt.NDArray[np.int32],
+    *,
+    source_scores: dict[str, npt.NDArray[np.float32]],
+    source_ranks: dict[str, npt.NDArray[np.float32]],
+    copurchase_max: npt.NDArray[np.float32],
+    buy_again_ratio: npt.NDArray[np.float32],
+    now: float | None,
+) -> npt.NDArray[np.float32]:
+    """Feature matrix for one customer's candidates, shape (len(items), len(FEATURES)), float32.
+
+    ``source_scores[s]``/``source_ranks[s]`` are aligned with ``items``
+    (rank :data:`MISSING_RANK` where source ``s`` did not propose the item).
+    """
+    n = len(items)
+    out = np.zeros((n, len(FEATURES)), dtype=np.float32)
+
+    def put(name: str, values: npt.ArrayLike) -> None:
+        out[:, FEATURE_INDEX[name]] = values
+
+    for s in ("als", "ease", "copurchase", "content"):
+        put(f"{s}_score", source_scores.get(s, np.zeros(n, np.float32)))
+        put(f"{s}_rank", source_ranks.get(s, np.full(n, MISSING_RANK, np.float32)))
+    put("copurchase_max", copurchase_max)
+    put("buy_again_score", source_scores.get("buy_again", np.zeros(n, np.float32)))
+    put("buy_again_interval_ratio", buy_again_ratio)
+
+    hist_pos = {int(i): p for p, i in enumerate(profile.items)}
+    in_hist = np.fromiter((hist_pos.get(int(i), -1) for i in items), dtype=np.int64, count=n)
+    known = in_hist >= 0
+    purchases = np.zeros(n, np.float32)
+    purchases[known] = profile.purchases[in_hist[known]]
+    put("purchases_of_item", purchases)
+    put("in_history", known.astype(np.float32))
+
+    total = float(profile.weights.sum())
+    if total > 0:
+        for name, codes, size, present in (
+            ("category_share", table.category, table.n_category, True),
+            ("level2_share", table.level2, table.n_level2, table.has_level2),
+            ("level3_share", table.level3, table.n_level3, table.has_level3),
+            ("brand_share", table.brand, table.n_brand, True),
+        ):
+            if present:
+                shares = np.bincount(codes[profile.items], weights=profile.weights, minlength=size) / total
+                put(name, shares[codes[items]])
+        if now is not None and np.isfinite(profile.last_ts).any():
+            last_by_cat = np.full(table.n_category, -np.inf)
+            np.maximum.at(last_by_cat, table.category[profile.items], np.nan_to_num(profile.last_ts, nan=-np.inf))
+            last = last_by_cat[table.category[items]]
+            days = np.where(np.isfinite(last), (now - last) / DAY, 365.0)
+            put("days_since_category", np.clip(days, 0, 365))
+        else:
+            put("days_since_category", 365.0)
+        hist_prices = table.price[profile.items]
+        hist_prices = hist_prices[np.isfinite(hist_prices) & (hist_prices > 0)]
+        if len(hist_prices):
+            ratio = table.price[items] / float(np.median(hist_prices))
+            put("price_ratio", np.where(np.isfinite(ratio), ratio, 1.0))
+        else:
+            put("price_ratio", 1.0)
+    else:
+        put("days_since_category", 365.0)
+        put("price_ratio", 1.0)
+
+    put("popularity", table.popularity[items])
+    put("recent_popularity", table.recent_popularity[items])
+    put("trend", table.trend[items])
+    put("category_popularity_rank", table.category_rank[items])
+    if now is not None:
+        age = (now - table.first_seen[items]) / DAY
+        put("item_age_days", np.where(np.isfinite(age), np.maximum(age, 0.0), 0.0))
+    put("customer_activity", np.log1p(profile.n_events))
+    put(
+        "n_sources",
+        sum((source_ranks[s] < MISSING_RANK).astype(np.float32) for s in source_ranks),
+    )
+    return out
+
+
+def feature_table_markdown() -> str:
+    """The feature documentation as a Markdown table (used by docs and `--help`)."""
+    lines = ["| feature | group | label | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{f.name}` | {f.group} | {f.label} | {f.doc} |" for f in FEATURES]
+    return "\n".join(lines)

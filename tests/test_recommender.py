@@ -1,0 +1,190 @@
+"""The two-stage recommender on a small generated world: serving path, filters, bundles, quality."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys.bundle import ModelRegistry
+from recsys.data.demo import DemoConfig, generate_demo
+from recsys.errors import BundleError, NotFittedError
+from recsys.interactions import Interactions
+from recsys.ranking.features import FEATURE_NAMES
+from recsys.ranking.ranker import RankerConfig
+from recsys.recommender import Filters, Recommender, RecommenderConfig
+from recsys.retrieval.als import AlsConfig
+from recsys.retrieval.ease import EaseConfig
+
+SMALL = RecommenderConfig(
+    als=AlsConfig(factors=16, iterations=8),
+    ease=EaseConfig(l2=50.0, max_items=2000),
+    content=None,
+    ranker=RankerConfig(n_estimators=30, min_child_samples=10),
+    label_window_days=21.0,
+)
+
+
+def demo_interactions(seed: int = 3) -> Interactions:
+    data = generate_demo(DemoConfig(customers=300, items=120, categories=8, days=120, seed=seed))
+    events = data.events.with_columns(
+        pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC").dt.epoch("s").alias("ts")
+    )
+    catalog = data.items.with_columns(pl.lit(True).alias("active"))
+    return Interactions.from_events(events, catalog=catalog)
+
+
+@pytest.fixture(scope="module")
+def inter() -> Interactions:
+    return demo_interactions()
+
+
+@pytest.fixture(scope="module")
+def model(inter: Interactions) -> Recommender:
+    return Recommender(SMALL).fit(inter)
+
+
+def a_known_customer(inter: Interactions) -> str:
+    counts = np.diff(inter.matrix.indptr)
+    return str(inter.customers.ids[int(np.argsort(-counts)[len(counts) // 3])])
+
+
+def test_use_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError):
+        Recommender(SMALL).recommend("x", 5)
+
+
+def test_known_customer_gets_ranked_distinct_items(model: Recommender, inter: Interactions) -> None:
+    customer = a_known_customer(inter)
+    ranked = model.recommend(customer, 10)
+    assert ranked.status == "known"
+    assert len(ranked.items) == 10
+    assert len(set(ranked.item_ids)) == 10
+    scores = [it.score for it in ranked.items]
+    assert scores == sorted(scores, reverse=True)
+    assert [it.rank for it in ranked.items] == list(range(1, 11))
+    for it in ranked.items:
+        assert it.features.shape == (len(FEATURE_NAMES),)
+        assert it.sources
+    # already-bought items only come back as buy-again repeats
+    history = set(inter.history(customer).tolist())
+    for it in ranked.items:
+        if it.index in history:
+            assert "buy_again" in it.sources
+
+
+def test_discovery_filters_exclude_every_history_item(model: Recommender, inter: Interactions) -> None:
+    customer = a_known_customer(inter)
+    ranked = model.recommend(customer, 10, filters=Filters(allow_repeats=False))
+    assert not set(it.index for it in ranked.items) & set(inter.history(customer).tolist())
+
+
+def test_unknown_customer_is_cold_start_with_popular_items(model: Recommender) -> None:
+    ranked = model.recommend("never-seen", 5)
+    assert ranked.status == "cold_start"
+    assert len(ranked.items) == 5
+    assert all(it.sources == ("popularity",) for it in ranked.items)
+
+
+def test_without_consent_the_list_is_not_personalised(model: Recommender, inter: Interactions) -> None:
+    customer = a_known_customer(inter)
+    a = model.recommend(customer, 5, personalise=False)
+    b = model.recommend("someone-else", 5)
+    assert a.status == "not_personalised"
+    assert a.item_ids == b.item_ids
+
+
+def test_category_and_price_filters(model: Recommender, inter: Interactions) -> None:
+    customer = a_known_customer(inter)
+    category = inter.catalog["category"][0]
+    ranked = model.recommend(customer, 5, filters=Filters(category=category))
+    cats = dict(zip(inter.catalog["item_id"], inter.catalog["category"], strict=True))
+    assert ranked.items and all(cats[i] == category for i in ranked.item_ids)
+    cheap = float(inter.catalog["price"].median())
+    ranked = model.recommend(customer, 5, filters=Filters(max_price=cheap))
+    prices = dict(zip(inter.catalog["item_id"], inter.catalog["price"], strict=True))
+    assert ranked.items and all(prices[i] <= cheap for i in ranked.item_ids)
+    cold = model.recommend("nobody", 5, filters=Filters(category=category, max_price=cheap))
+    assert all(cats[i] == category and prices[i] <= cheap for i in cold.item_ids)
+
+
+def test_inactive_items_are_never_returned(inter: Interactions) -> None:
+    customer = a_known_customer(inter)
+    first = Recommender(SMALL).fit(inter).recommend(customer, 10)
+    banned = set(first.item_ids[:3]) | set(Recommender(SMALL).fit(inter).recommend("nobody", 3).item_ids)
+    catalog = inter.catalog.with_columns(pl.col("item_id").is_in(list(banned)).not_().alias("active"))
+    inter2 = Interactions.from_events(inter.events, catalog=catalog)
+    model = Recommender(SMALL).fit(inter2)
+    assert not banned & set(model.recommend(customer, 10).item_ids)
+    assert not banned & set(model.recommend("nobody", 10).item_ids)
+
+
+def test_same_seed_same_recommendations(inter: Interactions, model: Recommender) -> None:
+    customer = a_known_customer(inter)
+    again = Recommender(SMALL).fit(inter)
+    assert again.recommend(customer, 10).item_ids == model.recommend(customer, 10).item_ids
+
+
+def test_bundle_round_trip_activation_and_pruning(model: Recommender, inter: Interactions, tmp_path: Path) -> None:
+    from recsys.training import save_bundle
+
+    infos = [save_bundle(model, inter, tmp_path, started=0.0, keep=2) for _ in range(3)]
+    reg = ModelRegistry(tmp_path)
+    versions = [b.version for b in reg.versions()]
+    assert len(versions) == 2 and infos[-1].version == reg.active_version()
+    loaded, manifest = reg.load()
+    customer = a_known_customer(inter)
+    assert loaded.recommend(customer, 10).item_ids == model.recommend(customer, 10).item_ids
+    assert loaded.recommend(customer, 3).model_version == manifest["version"]
+    for key in ("version", "created_at", "data", "config", "metrics", "libraries", "files"):
+        assert key in manifest
+    assert manifest["data"]["events"] == inter.events.height
+    assert "lightgbm" in manifest["libraries"]
+    reg.activate(versions[1])
+    assert reg.active_version() == versions[1]
+
+
+def test_broken_bundles_say_what_is_wrong(model: Recommender, inter: Interactions, tmp_path: Path) -> None:
+    from recsys.training import save_bundle
+
+    info = save_bundle(model, inter, tmp_path, started=0.0)
+    reg = ModelRegistry(tmp_path)
+    (info.path / "recommender.pkl").write_bytes(b"garbage")
+    with pytest.raises(BundleError, match="does not match its checksum"):
+        reg.load()
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    del manifest["files"]
+    (info.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="lacks files"):
+        reg.load()
+    with pytest.raises(BundleError, match="no model bundle 'nope'"):
+        reg.load("nope")
+    with pytest.raises(BundleError, match="run `clearshelf train` first"):
+        ModelRegistry(tmp_path / "empty").load()
+
+
+def test_ranker_beats_its_best_single_source_on_held_out_weeks() -> None:
+    """Quality with a known direction: on held-out later weeks the ranker is better than popularity."""
+    from recsys.evaluation.models import ClearshelfModel
+    from recsys.evaluation.runner import RetrieverRecommender, evaluate_models
+    from recsys.evaluation.splits import temporal_split
+    from recsys.retrieval.popularity import PopularityRetriever
+
+    full = demo_interactions(seed=5)
+    events = full.events.select("customer_id", "item_id", "event_type", "ts", "value")
+    split = temporal_split(events, test_fraction=0.2)
+    result = evaluate_models(
+        split,
+        {
+            "clearshelf": lambda: ClearshelfModel(replace(SMALL, mode="discovery")),
+            "popularity": lambda: RetrieverRecommender(PopularityRetriever()),
+        },
+        k=10,
+        catalog=full.catalog,
+    )
+    ours, pop = result.models["clearshelf"].metrics["ndcg@10"], result.models["popularity"].metrics["ndcg@10"]
+    assert ours > pop * 1.1, (ours, pop)
