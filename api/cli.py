@@ -319,6 +319,83 @@ def recommend_command(
     console.print(table)
 
 
+@app.command(
+    "evaluate",
+    epilog=(
+        "Example: clearshelf evaluate --dataset completejourney --path ../shared/data/completejourney "
+        "--split temporal --test-fraction 0.2 --seed 42 --k 10 --out results.json"
+    ),
+)
+@user_errors
+def evaluate_command(
+    data_dir: Annotated[Path | None, typer.Option(help="A generic dataset directory (items, events, customers).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="completejourney or movielens-100k (with --path).")] = None,
+    path: Annotated[Path | None, typer.Option(help="Where the --dataset files are.")] = None,
+    split: Annotated[str, typer.Option(help="temporal (last part of time is test) or random (per-customer hold-out).")] = "temporal",
+    test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
+    seed: Annotated[int, typer.Option()] = 42,
+    k: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
+    export_recs: Annotated[Path | None, typer.Option(help="Write every model's top-k and the test interactions as Parquet here.")] = None,
+    include_repeats: Annotated[bool, typer.Option("--include-repeats", help="Evaluate the buy-again setting: items bought before may be recommended and count as hits.")] = False,
+    baselines: Annotated[str | None, typer.Option(help="Comma-separated subset of popularity,itemknn,als,bpr,ease.")] = None,
+    no_tune: Annotated[bool, typer.Option("--no-tune", help="Skip baseline tuning (quick look only: an untuned baseline is not a fair baseline).")] = False,
+    no_content: Annotated[bool, typer.Option("--no-content", help="Leave out the text-embedding source.")] = False,
+) -> None:
+    """Train on a split of a dataset and compare clearshelf with tuned baselines side by side."""
+    from dataclasses import replace
+
+    from recsys.errors import ClearshelfError
+    from recsys.evaluation.job import (
+        EvaluationJob,
+        baseline_names,
+        dataset_hierarchy,
+        load_data_dir,
+        run_evaluation,
+    )
+    from recsys.evaluation.report import print_results
+    from recsys.recommender import RecommenderConfig
+
+    if split not in ("temporal", "random"):
+        raise typer.BadParameter("--split must be temporal or random")
+    if (data_dir is None) == (dataset is None):
+        raise typer.BadParameter("give either --data-dir DIR or --dataset NAME --path DIR")
+    settings = get_settings()
+    if data_dir is not None:
+        events, catalog = load_data_dir(data_dir)
+        name = data_dir.name
+    else:
+        from recsys.data.datasets import load_dataset
+
+        ds = load_dataset(dataset, path)  # type: ignore[arg-type]
+        events, catalog, name = ds.events, ds.items, str(dataset)
+    level2, level3 = dataset_hierarchy(name)
+    config = RecommenderConfig(level2_column=level2, level3_column=level3)
+    if config.content is not None:
+        config = replace(config, content=replace(config.content, cache_dir=str(settings.ensure_home() / "embeddings")))
+    if no_content:
+        config = replace(config, content=None)
+    try:
+        names = baseline_names(_split_names(baselines))
+    except ValueError as exc:
+        raise ClearshelfError(str(exc)) from exc
+    job = EvaluationJob(
+        dataset=name, split=split, test_fraction=test_fraction, seed=seed, k=k,  # type: ignore[arg-type]
+        discovery=not include_repeats, baselines=names, tune=not no_tune, config=config,
+    )
+    result, info = run_evaluation(
+        job, events, catalog, out=out, export_dir=export_recs, say=lambda m: err_console.print(f"[dim]{m}[/]"),
+    )
+    print_results(result, comparison=info["comparison"], console=console)
+    c = info["comparison"]
+    console.print(
+        f"clearshelf / {c.baseline} NDCG@{k}: {c.ratio:.3f} (95% CI {c.low:.3f}-{c.high:.3f}, "
+        f"{c.n_resamples} bootstrap resamples over customers)"
+    )
+    if out is not None:
+        console.print(f"results written to {out}")
+
+
 def _consent(store: Any, key: str) -> bool:
     from sqlalchemy import select
 

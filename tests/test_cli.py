@@ -89,3 +89,42 @@ def test_user_error_is_one_line_without_traceback(env: dict[str, str], tmp_path:
     assert out.returncode == 1
     assert out.stderr.strip().startswith("error: items file not found")
     assert "Traceback" not in out.stderr
+
+
+def test_evaluate_on_a_data_dir_writes_results_and_exports(tmp_path: Path) -> None:
+    import json
+
+    import polars as pl
+
+    from recsys.data.demo import DemoConfig, generate_demo, write_demo
+
+    write_demo(generate_demo(DemoConfig(customers=200, items=80, categories=6, days=90, seed=1)), tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARSHELF_")}
+    env["CLEARSHELF_HOME"] = str(tmp_path / "home")
+    out = run(
+        ["evaluate", "--data-dir", str(tmp_path / "data"), "--no-tune", "--no-content",
+         "--baselines", "popularity,ease", "--out", str(tmp_path / "r.json"), "--export-recs", str(tmp_path / "recs")],
+        env,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["k"] == 10 and doc["split"] == "temporal"
+    assert set(doc["models"]) == {"clearshelf", "popularity", "ease"}
+    for metrics in doc["models"].values():
+        for key in ("ndcg@10", "recall@10", "recall@20", "hr@10", "map@10", "coverage", "train_seconds"):
+            assert 0 <= metrics[key] <= (1 if key != "train_seconds" else 1e6)
+    recs = pl.read_parquet(tmp_path / "recs" / "recommendations.parquet")
+    assert set(recs.columns) >= {"customer_id", "model", "rank", "item_id"}
+    assert recs["customer_id"].str.starts_with("C").all() and recs["item_id"].str.starts_with("P").all()
+    assert "clearshelf / " in out.stdout
+
+
+def test_evaluate_rejects_a_bad_data_dir_with_row_and_column(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("item_id,price\nA,1\nB,cheap\n")
+    (tmp_path / "events.csv").write_text("customer_id,item_id\nu,A\nu,Z\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARSHELF_")}
+    env["CLEARSHELF_HOME"] = str(tmp_path / "home")
+    out = run(["evaluate", "--data-dir", str(tmp_path), "--no-tune"], env)
+    assert out.returncode == 1
+    assert "items.csv, row 2 (line 3), column 'price'" in out.stderr
+    assert "unknown item 'Z'" in out.stderr
