@@ -214,8 +214,9 @@ def demo_command(
     customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 2000,
     items: Annotated[int, typer.Option(min=20, help="Number of products.")] = 500,
     out_dir: Annotated[Path | None, typer.Option(help="Also write the generated CSV files here.")] = None,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train a model on it and show a sample recommendation.")] = True,
 ) -> None:
-    """Generate the demo retail world and load it into the configured store."""
+    """Generate the demo retail world, load it into the configured store, train, show a sample."""
     from recsys.data.demo import DemoConfig, generate_demo, write_demo
     from recsys.data.importer import import_frames
 
@@ -243,6 +244,16 @@ def demo_command(
     )
     console.print(f"loaded in {report.seconds:.1f} s: {report.summary()}")
     _print_counts(store)
+    if not train:
+        return
+    from recsys.training import train_from_store
+
+    with progress_bar() as progress:
+        info = train_from_store(store, settings.resolved_home, progress=progress)
+    console.print(f"trained model {info.version} in {info.manifest['metrics']['train_seconds']:.1f} s")
+    sample = str(data.customers["customer_id"][0])
+    console.print(f"sample: clearshelf recommend {sample} --k 5")
+    recommend_command(sample, k=5, category=None, max_price=None)
 
 
 # -- train / recommend -------------------------------------------------------------------

@@ -128,3 +128,22 @@ def test_evaluate_rejects_a_bad_data_dir_with_row_and_column(tmp_path: Path) -> 
     assert out.returncode == 1
     assert "items.csv, row 2 (line 3), column 'price'" in out.stderr
     assert "unknown item 'Z'" in out.stderr
+
+
+def test_demo_train_recommend_round_trip(env: dict[str, str], db_url: str) -> None:
+    demo = run(["demo", "--customers", "150", "--items", "60", "--no-train"], env)
+    assert demo.returncode == 0, demo.stderr
+    assert "150 customers" in demo.stdout
+    counts = Store.open(db_url).counts()
+    assert counts["customers"] == 150 and counts["items"] == 60 and counts["events"] > 1000
+    again = run(["demo", "--customers", "150", "--items", "60", "--no-train"], env)
+    assert Store.open(db_url).counts() == counts, "re-running the demo must not duplicate events"
+    assert again.returncode == 0
+    train = run(["train", "--no-content"], env)
+    assert train.returncode == 0, train.stderr
+    assert "trained model" in train.stdout
+    rec = run(["recommend", "C00001", "--k", "5"], env)
+    assert rec.returncode == 0, rec.stderr
+    assert "customer status: known" in rec.stdout
+    cold = run(["recommend", "someone-new", "--k", "3"], env)
+    assert "customer status: cold_start" in cold.stdout
