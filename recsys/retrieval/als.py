@@ -33,6 +33,34 @@ from recsys.retrieval.copurchase import (
 Scaling = Literal["bm25", "log", "linear"]
 
 
+
+class _FactorScores:
+    """Scoring shared by the matrix-factorisation retrievers (learned ``user_factors_``, ``item_factors_``)."""
+
+    name: ClassVar[str]
+    interactions_: Interactions
+    user_factors_: npt.NDArray[np.float32]
+    item_factors_: npt.NDArray[np.float32]
+
+    def score_all(self, customer: str) -> npt.NDArray[np.float32]:
+        """Trained factors' scores of every item, shape (items,); zeros if unknown."""
+        self._check_fitted()  # type: ignore[attr-defined]
+        u = self.interactions_.customers.index(customer)
+        if u < 0:
+            return np.zeros(len(self.item_factors_), dtype=np.float32)
+        return (self.item_factors_ @ self.user_factors_[u]).astype(np.float32)
+
+    def candidates(
+        self, customer: str, n: int, *, exclude: npt.NDArray[np.integer[Any]] | None = None
+    ) -> Candidates:
+        """The ``n`` best-scoring items, best first; empty for unknown customers."""
+        self._check_fitted()  # type: ignore[attr-defined]
+        if customer not in self.interactions_.customers:
+            return Candidates.empty(self.name)
+        return Candidates.from_scores(
+            self.name, self.score_all(customer), n, self.items_, exclude=exclude  # type: ignore[attr-defined]
+        )
+
 @dataclass(frozen=True)
 class AlsConfig:
     """Settings of :class:`AlsRetriever`.
@@ -58,7 +86,7 @@ class AlsConfig:
     num_threads: int = 0
 
 
-class AlsRetriever(BaseRetriever):
+class AlsRetriever(_FactorScores, BaseRetriever):
     """Items whose factors align with the customer's (implicit ALS).
 
     Scores are dot products of customer and item factors (higher is better,
@@ -117,25 +145,6 @@ class AlsRetriever(BaseRetriever):
         self.gram_ = model.item_factors.astype(np.float64).T @ model.item_factors.astype(np.float64)
         self.interactions_ = interactions
         return self
-
-    def score_all(self, customer: str) -> npt.NDArray[np.float32]:
-        """Trained factors' scores of every item, shape (items,); zeros if unknown."""
-        self._check_fitted()
-        u = self.interactions_.customers.index(customer)
-        if u < 0:
-            return np.zeros(len(self.item_factors_), dtype=np.float32)
-        return (self.item_factors_ @ self.user_factors_[u]).astype(np.float32)
-
-    def candidates(
-        self, customer: str, n: int, *, exclude: npt.NDArray[np.integer[Any]] | None = None
-    ) -> Candidates:
-        """The ``n`` best-scoring items, best first; empty for unknown customers."""
-        self._check_fitted()
-        if customer not in self.interactions_.customers:
-            return Candidates.empty(self.name)
-        return Candidates.from_scores(
-            self.name, self.score_all(customer), n, self.items_, exclude=exclude
-        )
 
     def score_history(self, row: HistoryLike) -> npt.NDArray[np.float32]:
         """Scores of every item after folding in a history, shape (items,).
@@ -250,7 +259,7 @@ class BprConfig:
     num_threads: int = 0
 
 
-class BprRetriever(BaseRetriever):
+class BprRetriever(_FactorScores, BaseRetriever):
     """Bayesian personalised ranking on the 0/1 purchase matrix (a baseline).
 
     Scores are dot products of customer and item factors (the item factors
@@ -299,25 +308,6 @@ class BprRetriever(BaseRetriever):
         self.item_factors_ = model.item_factors
         self.interactions_ = interactions
         return self
-
-    def score_all(self, customer: str) -> npt.NDArray[np.float32]:
-        """Scores of every item, shape (items,); zeros if unknown."""
-        self._check_fitted()
-        u = self.interactions_.customers.index(customer)
-        if u < 0:
-            return np.zeros(len(self.item_factors_), dtype=np.float32)
-        return (self.item_factors_ @ self.user_factors_[u]).astype(np.float32)
-
-    def candidates(
-        self, customer: str, n: int, *, exclude: npt.NDArray[np.integer[Any]] | None = None
-    ) -> Candidates:
-        """The ``n`` best-scoring items, best first; empty for unknown customers."""
-        self._check_fitted()
-        if customer not in self.interactions_.customers:
-            return Candidates.empty(self.name)
-        return Candidates.from_scores(
-            self.name, self.score_all(customer), n, self.items_, exclude=exclude
-        )
 
 
 def _check_factorisation(factors: int, iterations: int, regularization: float, threads: int) -> None:
