@@ -188,3 +188,11 @@ def test_ranker_beats_its_best_single_source_on_held_out_weeks() -> None:
     )
     ours, pop = result.models["clearshelf"].metrics["ndcg@10"], result.models["popularity"].metrics["ndcg@10"]
     assert ours > pop * 1.1, (ours, pop)
+
+
+def test_feature_docs_match_the_code() -> None:
+    from recsys.ranking.features import FEATURES, feature_table_markdown
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text()
+    assert feature_table_markdown() in docs, "regenerate docs/features.md from recsys/ranking/features.py"
+    assert len({f.name for f in FEATURES}) == len(FEATURES)
