@@ -147,3 +147,15 @@ def test_demo_train_recommend_round_trip(env: dict[str, str], db_url: str) -> No
     assert "customer status: known" in rec.stdout
     cold = run(["recommend", "someone-new", "--k", "3"], env)
     assert "customer status: cold_start" in cold.stdout
+
+
+@pytest.mark.slow
+def test_load_dataset_movielens_into_the_store(env: dict[str, str], db_url: str, shared_data: Path) -> None:
+    out = run(["load-dataset", "movielens-100k", "--path", str(shared_data / "ml-100k")], env)
+    assert out.returncode == 0, out.stderr
+    store = Store.open(db_url)
+    assert store.counts() == {"items": 1682, "customers": 943, "events": 100_000}
+    assert set(store.sensitive_attributes()) == {"age_band", "gender", "occupation"}
+    again = run(["load-dataset", "movielens-100k", "--path", str(shared_data / "ml-100k")], env)
+    assert "events: 0 new, 100000 already present" in again.stdout
+    assert store.counts()["events"] == 100_000
