@@ -141,8 +141,18 @@ class CandidateSet:
     """Merged candidates of one customer with aligned per-source scores and ranks."""
 
     items: npt.NDArray[np.int32]
-    sources: list[tuple[str, ...]]
+    source_names: tuple[str, ...]
+    proposed: npt.NDArray[np.bool_]  # (items, sources): which source proposed which item
     features: npt.NDArray[np.float32]
+
+    def sources(self, j: int) -> tuple[str, ...]:
+        """Names of the sources that proposed candidate ``j``."""
+        return tuple(n for n, hit in zip(self.source_names, self.proposed[j], strict=True) if hit)
+
+    def proposed_by(self, source: str) -> npt.NDArray[np.bool_]:
+        if source not in self.source_names:
+            return np.zeros(len(self.items), bool)
+        return self.proposed[:, self.source_names.index(source)]
 
 
 class Stage:
@@ -290,10 +300,9 @@ class Stage:
             buy_again_ratio=ba_ratio,
             now=now if now is not None else inter.now,
         )
-        sources = [
-            tuple(name for name in proposals if source_ranks[name][j] < MISSING_RANK) for j in range(len(items))
-        ]
-        return CandidateSet(items, sources, features)
+        names = tuple(proposals)
+        proposed = np.stack([source_ranks[n] < MISSING_RANK for n in names], axis=1)
+        return CandidateSet(items, names, proposed, features)
 
 
 def _top(scores: npt.NDArray[np.float32], n: int, *, exclude: npt.NDArray[np.int32] | None) -> npt.NDArray[np.int32]:
@@ -489,7 +498,7 @@ class Recommender:
         keep = self._filter_mask(cs.items, filters)
         if filters.exclude_purchased:
             history = stage.interactions.history(customer)
-            repeat_ok = np.array(["buy_again" in s for s in cs.sources]) if allow_repeats else np.zeros(len(cs.items), bool)
+            repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
             keep &= ~np.isin(cs.items, history) | repeat_ok
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
@@ -502,7 +511,7 @@ class Recommender:
                 index=int(cs.items[idx[o]]),
                 rank=r + 1,
                 score=float(scores[o]),
-                sources=cs.sources[idx[o]],
+                sources=cs.sources(int(idx[o])),
                 features=cs.features[idx[o]],
             )
             for r, o in enumerate(order)
