@@ -419,6 +419,12 @@ def _consent(store: Any, key: str) -> bool:
     return True if value is None else bool(value)
 
 
+# Commands of the other domains live in their own modules and register on ``app``
+# when imported here (kept last: they import ``app`` and the helpers above).
+from api import cli_audit as _cli_audit  # noqa: E402,F401
+from api import cli_service as _cli_service  # noqa: E402,F401
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

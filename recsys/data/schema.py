@@ -94,3 +94,98 @@ events = Table(
     Index("ix_events_item_id", "item_id"),
     Index("ix_events_ts", "ts"),
 )
+
+# -- service, audit and admin state (migration 0002) -----------------------------------
+# Owned by: thresholds/fairness_reports/audit_outcomes -> fairness; api_keys,
+# admin_audit_log, jobs, job_locks -> api. Customer rows appear only by pseudonym.
+
+# Versioned serving policy + audit thresholds. A change (or a rollback) appends
+# a new version; the highest version is in force.
+thresholds = Table(
+    "thresholds",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("actor", String(64), nullable=False),  # api key id, "cli" or "system"
+    Column("settings", JSON, nullable=False),
+    Column("note", Text, nullable=True),
+)
+
+fairness_reports = Table(
+    "fairness_reports",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("model_version", String(128), nullable=True),
+    Column("status", String(16), nullable=False),  # pass | warn | fail
+    Column("cohort_size", Integer, nullable=False),
+    Column("thresholds_version", Integer, nullable=True),
+    Column("report", JSON, nullable=False),  # the full JSON report
+    Column("html_path", Text, nullable=True),
+    Index("ix_fairness_reports_created_at", "created_at"),
+)
+
+# Per-customer outcomes behind a stored report (erasure deletes a customer's rows).
+audit_outcomes = Table(
+    "audit_outcomes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "report_id",
+        String(64),
+        ForeignKey("fairness_reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer_key", String(64), nullable=False),
+    Column("outcomes", JSON, nullable=False),
+    Index("ix_audit_outcomes_report_id", "report_id"),
+    Index("ix_audit_outcomes_customer_key", "customer_key"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=True),
+    Column("role", String(16), nullable=False),  # admin | privacy | reader
+    Column("key_hash", String(128), nullable=False),  # never the key itself
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
+    Column("last_used_at", DateTime, nullable=True),
+)
+
+admin_audit_log = Table(
+    "admin_audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(256), nullable=True),  # never a raw customer id
+    Column("detail", JSON, nullable=False),
+    Index("ix_admin_audit_log_at", "at"),
+)
+
+# Background jobs (training, audits) with their status, for the status routes.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=True),
+    Column("finished_at", DateTime, nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+)
+
+# Named leases so a job runs once even with several workers or processes.
+job_locks = Table(
+    "job_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
