@@ -35,6 +35,7 @@ from recsys.ranking.features import (
     ItemTable,
     build_features,
 )
+from recsys.ranking.policy import ServingPolicy, active_boundary, apply_policy
 from recsys.ranking.ranker import LambdaRanker, RankerConfig
 from recsys.retrieval.als import AlsConfig, AlsRetriever
 from recsys.retrieval.buy_again import BuyAgainConfig, BuyAgainRetriever
@@ -478,12 +479,15 @@ class Recommender:
         filters: Filters = Filters(),
         personalise: bool = True,
         now: float | None = None,
+        policy: ServingPolicy | None = None,
     ) -> RankedList:
         """Top-``k`` items for ``customer`` (the id the model knows them by).
 
         ``personalise=False`` (no consent) serves the non-personalised list.
         Unknown customers are not an error: they get popular items, flagged
-        ``cold_start``.
+        ``cold_start``. ``policy`` (see :mod:`recsys.ranking.policy`) drops
+        candidates below its score floor and re-orders less-active customers'
+        lists; item scores stay the ranker's own.
         """
         self._check()
         if k < 1:
@@ -504,7 +508,11 @@ class Recommender:
         if len(idx) == 0:
             return self._popular(customer, k, filters, "known")
         scores = self.ranker_.predict(cs.features[idx])
-        order = np.lexsort((cs.items[idx], -scores))[:k]
+        key = scores
+        if policy is not None and not policy.is_identity:
+            kept, key = apply_policy(policy, scores, cs.features[idx], boundary=active_boundary(self))
+            idx, scores = idx[kept], scores[kept]
+        order = np.lexsort((cs.items[idx], -key))[:k]
         ranked = tuple(
             RankedItem(
                 item_id=str(stage.interactions.items.ids[cs.items[idx[o]]]),

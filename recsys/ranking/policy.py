@@ -94,9 +94,11 @@ def active_boundary(model: Any) -> float:
     """log(1 + events) at the model's top-5% activity boundary (cached on the model)."""
     cached = getattr(model, "_policy_active_boundary", None)
     if cached is None:
-        matrix = model.stage_.interactions.matrix
-        per_customer = np.diff(matrix.indptr)
-        events = per_customer[per_customer > 0]
+        stage = model.stage_
+        per_customer = getattr(stage, "_n_events", None)  # events per customer, as the feature counts
+        if per_customer is None:
+            per_customer = np.diff(stage.interactions.matrix.indptr)
+        events = np.asarray(per_customer)[np.asarray(per_customer) > 0]
         cached = float(np.log1p(np.quantile(events, ACTIVE_QUANTILE))) if len(events) else 0.0
         # Derived from the fitted model's own data; recomputed for a new model object.
         model._policy_active_boundary = cached
