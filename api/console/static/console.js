@@ -1,0 +1,949 @@
+// clearshelf admin console.
+//
+// Every string that comes from the service (catalog titles, reasons, notes,
+// actors, versions) reaches the page through textContent or setAttribute:
+// nothing here assigns innerHTML, so markup in the data renders as text.
+// The admin key lives in sessionStorage and goes out only in the X-API-Key
+// header of same-origin requests.
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "clearshelf.adminKey";
+  const BASE = window.location.pathname.replace(/\/admin\/console\/?$/, "");
+  const PAGES = ["fairness", "thresholds", "why", "models"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  // ------------------------------------------------------------------ DOM helpers
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    setAttrs(node, attrs);
+    append(node, children);
+    return node;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    setAttrs(node, attrs);
+    append(node, children);
+    return node;
+  }
+
+  function setAttrs(node, attrs) {
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") node.textContent = String(value);
+      else if (name === "class") node.setAttribute("class", value);
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+
+  function append(node, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  function clear(node) {
+    node.replaceChildren();
+    return node;
+  }
+
+  function showError(id, error) {
+    const node = $(id);
+    if (!error) {
+      node.hidden = true;
+      node.textContent = "";
+      return;
+    }
+    node.textContent = error.message || String(error);
+    node.hidden = false;
+  }
+
+  let toastTimer = null;
+  function toast(message) {
+    const node = $("toast");
+    node.textContent = message;
+    node.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { node.hidden = true; }, 5000);
+  }
+
+  function num(value, digits = 3) {
+    if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
+    return Number(value).toFixed(digits);
+  }
+
+  function signed(value, digits = 3) {
+    if (value === null || value === undefined) return "—";
+    const v = Number(value);
+    return (v > 0 ? "+" : v < 0 ? "−" : "±") + Math.abs(v).toFixed(digits);
+  }
+
+  function when(iso) {
+    if (!iso) return "—";
+    const s = String(iso).replace("T", " ");
+    return s.replace(/(\.\d+)?(\+00:00|Z)$/, "");
+  }
+
+  function statusBadge(status) {
+    const s = String(status || "unknown").toLowerCase();
+    const known = ["pass", "warn", "fail"].includes(s) ? s : "unknown";
+    return el("span", { class: `status status-${known}`, text: s.replace(/_/g, " ") });
+  }
+
+  // ------------------------------------------------------------------ API
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function adminKey() {
+    return window.sessionStorage.getItem(KEY_STORAGE);
+  }
+
+  async function api(method, path, { body, key, accept = "application/json" } = {}) {
+    const headers = { Accept: accept };
+    const useKey = key || adminKey();
+    if (useKey) headers["X-API-Key"] = useKey;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(BASE + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "omit",
+        cache: "no-store",
+        redirect: "error",
+      });
+    } catch (err) {
+      throw new ApiError(0, `The service did not answer (${err.message}). Is it still running?`);
+    }
+    if (!response.ok) {
+      let detail = "";
+      try {
+        const problem = await response.json();
+        detail = problemText(problem);
+      } catch (_ignored) {
+        detail = "";
+      }
+      const message = `${detail || response.statusText || "the service gave no details"} (HTTP ${
+        response.status} from ${method} ${path.split("?")[0]})`;
+      const error = new ApiError(response.status, message);
+      error.detail = detail;
+      if (response.status === 401 && !key) signOut("Your key was not accepted any more: " + (detail || "sign in again."));
+      throw error;
+    }
+    if (accept === "application/json") return response.status === 204 ? null : response.json();
+    return response.text();
+  }
+
+  function problemText(problem) {
+    if (!problem || typeof problem !== "object") return "";
+    const detail = problem.detail ?? problem.title;
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      // FastAPI's own 422 shape: [{loc, msg}]
+      return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+    }
+    return detail ? JSON.stringify(detail) : "";
+  }
+
+  // ------------------------------------------------------------------ confirm dialog
+
+  function confirmDialog(title, body, okLabel = "Confirm") {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    append(clear($("confirm-body")), [body]);
+    $("confirm-ok").textContent = okLabel;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      $("confirm-ok").focus();
+    });
+  }
+
+  // ------------------------------------------------------------------ sign-in and navigation
+
+  let current = null;
+
+  function showSignedIn(signedIn) {
+    $("page-signin").hidden = signedIn;
+    $("tabs").hidden = !signedIn;
+    $("sign-out").hidden = !signedIn;
+    if (!signedIn) for (const p of PAGES) $(`page-${p}`).hidden = true;
+  }
+
+  function signOut(message) {
+    window.sessionStorage.removeItem(KEY_STORAGE);
+    current = null;
+    showSignedIn(false);
+    showError("signin-error", message ? { message } : null);
+    $("api-key").value = "";
+    $("api-key").focus();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!key) {
+      showError("signin-error", { message: "Paste an admin API key first." });
+      return;
+    }
+    const button = event.submitter || $("signin-form").querySelector("button");
+    button.disabled = true;
+    try {
+      // Any admin route checks the key and its role.
+      await api("GET", "/admin/thresholds", { key });
+      window.sessionStorage.setItem(KEY_STORAGE, key);
+      $("api-key").value = "";
+      showError("signin-error", null);
+      showSignedIn(true);
+      go(pageFromHash() || "fairness");
+    } catch (err) {
+      const hint = err.status === 401 ? " Check that you pasted the whole key, and that it is not revoked."
+        : err.status === 403 ? " This key does not have the admin role: create one with `clearshelf keys create --role admin`." : "";
+      showError("signin-error", { message: err.message + hint });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function pageFromHash() {
+    const name = window.location.hash.replace(/^#/, "");
+    return PAGES.includes(name) ? name : null;
+  }
+
+  function go(page) {
+    if (window.location.hash !== `#${page}`) {
+      window.history.replaceState(null, "", `#${page}`);
+    }
+    show(page);
+  }
+
+  function show(page) {
+    if (!adminKey()) return;
+    current = page;
+    for (const p of PAGES) $(`page-${p}`).hidden = p !== page;
+    for (const tab of document.querySelectorAll(".tab")) {
+      if (tab.dataset.page === page) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+    }
+    LOADERS[page]();
+  }
+
+  // ------------------------------------------------------------------ fairness page
+
+  let latestReport = null;
+
+  async function loadFairness() {
+    showError("fairness-error", null);
+    const body = clear($("fairness-body"));
+    body.append(el("p", { class: "meta", text: "Loading the latest report…" }));
+    $("open-report").disabled = true;
+    $("download-report").hidden = true;
+    $("report-frame").hidden = true;
+    let report;
+    try {
+      report = await api("GET", "/fairness/reports/latest");
+    } catch (err) {
+      clear(body);
+      if (err.status === 404) {
+        body.append(el("p", { text: "No fairness report yet. Run one with `clearshelf audit` (or POST /admin/audits); the nightly audit also writes one." }));
+      } else {
+        showError("fairness-error", err);
+      }
+      clear($("fairness-trend"));
+      return;
+    }
+    latestReport = report;
+    renderReport(clear(body), report);
+    $("open-report").disabled = reportId(report) === null;
+    loadTrend().catch((err) => showError("fairness-error", err));
+  }
+
+  function reportId(report) {
+    const id = report.id ?? report.report_id;
+    return id === undefined || id === null ? null : id;
+  }
+
+  function renderReport(body, report) {
+    const summary = el("dl", { class: "summary" });
+    const fact = (label, value) => summary.append(el("div", {}, el("dt", { text: label }), el("dd", {}, value)));
+    fact("Status", statusBadge(report.status));
+    fact("Report", String(reportId(report) ?? "—"));
+    fact("Created (UTC)", when(report.created_at));
+    fact("Model version", String(report.model_version ?? "—"));
+    fact("Thresholds version", String(report.thresholds_version ?? report.thresholds?.version ?? "—"));
+    if (report.cohort_size !== undefined) fact("Audit cohort", `${report.cohort_size} customers`);
+    body.append(summary);
+    if (report.summary && typeof report.summary === "string") body.append(el("p", { text: report.summary }));
+
+    const sections = groupSections(report);
+    if (!sections.length) {
+      body.append(el("p", { class: "meta", text: "This report has no per-group results." }));
+      return;
+    }
+    for (const section of sections) body.append(renderSection(section));
+  }
+
+  // One section per (attribute, metric): the groups with value and interval,
+  // and the gap/ratio with its status. Reads the report layout written by
+  // fairness.report (attributes -> metrics -> groups).
+  function groupSections(report) {
+    const out = [];
+    const attributes = report.attributes || [];
+    for (const attr of attributes) {
+      for (const metric of attr.metrics || []) {
+        out.push({ attribute: attr.name ?? attr.attribute, metric, groupsMeta: attr.groups || [] });
+      }
+    }
+    return out;
+  }
+
+  function renderSection({ attribute, metric }) {
+    const groups = metric.groups || metric.by_group || [];
+    const values = groups.flatMap((g) => [g.value, g.ci_low, g.ci_high]).filter((v) => v !== null && v !== undefined);
+    const lo = Math.min(0, ...values);
+    const hi = Math.max(...values, 1e-9);
+    const wrap = el("section", { class: "metric" });
+    const title = `${metric.label || metric.name || metric.metric} by ${attribute}`;
+    wrap.append(el("h3", {}, title, " ", statusBadge(metric.status)));
+    const gapBits = [];
+    if (metric.difference !== undefined) gapBits.push(`largest gap ${num(metric.difference)}`
+      + (metric.difference_ci ? ` (interval ${num(metric.difference_ci[0])} to ${num(metric.difference_ci[1])})` : ""));
+    if (metric.ratio !== undefined) gapBits.push(`worst/best ratio ${num(metric.ratio)}`
+      + (metric.ratio_ci ? ` (interval ${num(metric.ratio_ci[0])} to ${num(metric.ratio_ci[1])})` : ""));
+    if (metric.reason) gapBits.push(String(metric.reason));
+    if (gapBits.length) wrap.append(el("p", { class: "meta", text: gapBits.join(" · ") }));
+    const table = el("table", { class: "numbers groups" },
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", text: "Group" }), el("th", { scope: "col", text: "Customers" }),
+        el("th", { scope: "col", text: "Value" }), el("th", { scope: "col", text: "Interval" }),
+        el("th", { scope: "col", text: "" }), el("th", { scope: "col", text: "Status" }))));
+    const tbody = el("tbody");
+    for (const g of groups) {
+      tbody.append(el("tr", {},
+        el("th", { scope: "row", text: String(g.group ?? g.name ?? "—") }),
+        el("td", { text: g.n ?? g.size ?? "—" }),
+        el("td", { text: num(g.value) }),
+        el("td", { text: g.ci_low === undefined || g.ci_low === null ? "—" : `${num(g.ci_low)} – ${num(g.ci_high)}` }),
+        el("td", { class: "ci" }, intervalBar(g, lo, hi)),
+        el("td", {}, statusBadge(g.status || (g.too_small ? "too small" : metric.status)))));
+    }
+    table.append(tbody);
+    wrap.append(table);
+    return wrap;
+  }
+
+  function intervalBar(g, lo, hi) {
+    const w = 220, h = 18, pad = 6;
+    const x = (v) => pad + ((v - lo) / (hi - lo || 1)) * (w - 2 * pad);
+    const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, "aria-hidden": "true" });
+    s.append(svg("line", { class: "grid", x1: pad, x2: w - pad, y1: h / 2, y2: h / 2 }));
+    if (g.ci_low !== undefined && g.ci_low !== null) {
+      s.append(svg("line", { class: "ci-line", x1: x(g.ci_low), x2: x(g.ci_high), y1: h / 2, y2: h / 2 }));
+      s.append(svg("line", { class: "ci-line", x1: x(g.ci_low), x2: x(g.ci_low), y1: 4, y2: h - 4 }));
+      s.append(svg("line", { class: "ci-line", x1: x(g.ci_high), x2: x(g.ci_high), y1: 4, y2: h - 4 }));
+    }
+    if (g.value !== undefined && g.value !== null) s.append(svg("circle", { class: "ci-dot", cx: x(g.value), cy: h / 2, r: 4 }));
+    return s;
+  }
+
+  async function loadTrend() {
+    const target = clear($("fairness-trend"));
+    const list = (await api("GET", "/fairness/reports?limit=20")).reports || [];
+    if (!list.length) {
+      target.append(el("p", { class: "meta", text: "No reports yet." }));
+      return;
+    }
+    const rows = list.slice().reverse(); // oldest first
+    // The trend plots each report's largest gap of the headline metric, read from its JSON.
+    const details = await Promise.all(rows.slice(-12).map((r) =>
+      api("GET", `/fairness/reports/${encodeURIComponent(r.id)}`).catch(() => null)));
+    const points = rows.slice(-12).map((r, i) => ({ row: r, gap: headlineGap(details[i]) }));
+    target.append(trendChart(points));
+    const table = el("table", { class: "numbers" },
+      el("thead", {}, el("tr", {},
+        ...["Report", "Created (UTC)", "Model", "Thresholds", "Cohort", "Largest gap", "Status"].map((t) => el("th", { scope: "col", text: t })))));
+    const tbody = el("tbody");
+    for (const p of points.slice().reverse()) {
+      const r = p.row;
+      tbody.append(el("tr", {},
+        el("td", { text: String(r.id) }), el("td", { text: when(r.created_at) }),
+        el("td", { text: String(r.model_version ?? "—") }), el("td", { text: String(r.thresholds_version ?? "—") }),
+        el("td", { text: String(r.cohort_size ?? "—") }), el("td", { text: num(p.gap) }),
+        el("td", {}, statusBadge(r.status))));
+    }
+    table.append(tbody);
+    target.append(table);
+  }
+
+  function headlineGap(report) {
+    if (!report) return null;
+    if (report.headline && report.headline.difference !== undefined) return report.headline.difference;
+    let best = null;
+    for (const s of groupSections(report)) {
+      const d = s.metric.difference;
+      if (d !== undefined && d !== null && (best === null || d > best)) best = d;
+    }
+    return best;
+  }
+
+  function trendChart(points) {
+    const w = 640, h = 180, left = 48, right = 16, top = 14, bottom = 34;
+    const gaps = points.map((p) => p.gap).filter((g) => g !== null);
+    const maxGap = Math.max(0.01, ...gaps) * 1.15;
+    const n = points.length;
+    const x = (i) => left + (n === 1 ? (w - left - right) / 2 : (i / (n - 1)) * (w - left - right));
+    const y = (v) => top + (1 - v / maxGap) * (h - top - bottom);
+    const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-labelledby": "trend-title" },
+      svg("title", { id: "trend-title", text: "Largest group gap per report, oldest to newest" }));
+    for (const t of [0, maxGap / 2, maxGap]) {
+      s.append(svg("line", { class: "grid", x1: left, x2: w - right, y1: y(t), y2: y(t) }));
+      s.append(svg("text", { x: left - 6, y: y(t) + 4, "text-anchor": "end", text: num(t, 2) }));
+    }
+    s.append(svg("line", { class: "axis", x1: left, x2: w - right, y1: h - bottom, y2: h - bottom }));
+    const path = points.map((p, i) => (p.gap === null ? null : `${x(i)},${y(p.gap)}`)).filter(Boolean);
+    if (path.length > 1) s.append(svg("polyline", { class: "trend-line", points: path.join(" ") }));
+    points.forEach((p, i) => {
+      if (p.gap !== null) {
+        const st = String(p.row.status || "").toLowerCase();
+        const c = svg("circle", { class: `${["pass", "warn", "fail"].includes(st) ? st : "warn"}-dot`, cx: x(i), cy: y(p.gap), r: 5 });
+        c.append(svg("title", { text: `report ${p.row.id}: gap ${num(p.gap)} (${st})` }));
+        s.append(c);
+      }
+      s.append(svg("text", { x: x(i), y: h - bottom + 16, "text-anchor": "middle", class: "muted-text", text: `#${p.row.id}` }));
+    });
+    s.append(svg("text", { x: left, y: h - 4, class: "muted-text", text: "report (oldest → newest); dot colour = status" }));
+    return s;
+  }
+
+  async function openFullReport() {
+    if (!latestReport) return;
+    const id = reportId(latestReport);
+    const button = $("open-report");
+    button.disabled = true;
+    try {
+      const html = await api("GET", `/fairness/reports/${encodeURIComponent(id)}?format=html`, { accept: "text/html" });
+      const frame = $("report-frame");
+      // sandbox="" (no scripts, opaque origin): the report is shown, never run.
+      frame.srcdoc = html;
+      frame.hidden = false;
+      const link = $("download-report");
+      if (link.href && link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+      link.href = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+      link.setAttribute("download", `fairness-report-${id}.html`);
+      link.hidden = false;
+      frame.focus();
+    } catch (err) {
+      showError("fairness-error", err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ thresholds page
+
+  const AUDIT_FIELDS = {
+    ratio_min: { label: "Minimum worst/best group ratio", min: 0.01, max: 1, step: 0.01,
+      help: "A metric whose worst group reaches less than this share of the best group fails (0.8 = four-fifths rule)." },
+    difference_max: { label: "Maximum group gap", min: 0, max: 1, step: 0.005,
+      help: "A metric whose best and worst group differ by more than this fails." },
+    min_group_size: { label: "Minimum group size", min: 1, max: 1000000, step: 1, integer: true,
+      help: "Smaller groups are reported as too small to judge." },
+    confidence: { label: "Interval confidence", min: 0.5, max: 0.999, step: 0.005,
+      help: "Level of the bootstrap intervals." },
+    resamples: { label: "Bootstrap resamples", min: 500, max: 20000, step: 100, integer: true,
+      help: "More resamples give steadier intervals and slower audits." },
+    k: { label: "List length judged (k)", min: 1, max: 100, step: 1, integer: true,
+      help: "How many recommendations per customer the audit judges." },
+  };
+
+  let thresholds = null; // the version in force
+  let historyVersions = [];
+  let previewSeq = 0;
+  let previewTimer = null;
+
+  async function loadThresholds() {
+    showError("thresholds-error", null);
+    try {
+      const [cur, hist] = await Promise.all([
+        api("GET", "/admin/thresholds"), api("GET", "/admin/thresholds/history"),
+      ]);
+      thresholds = cur;
+      historyVersions = hist.versions || [];
+      fillForm(cur.settings);
+      renderCurrent();
+      renderHistory();
+      schedulePreview(0);
+    } catch (err) {
+      showError("thresholds-error", err);
+    }
+  }
+
+  function renderCurrent() {
+    const t = thresholds;
+    $("thresholds-current").textContent = `In force: version ${t.version}, set ${when(t.created_at)} by ${t.actor}`
+      + (t.note ? ` (“${t.note}”)` : "") + ` — ${settingsSummary(t.settings)}.`;
+  }
+
+  function fillForm(settings) {
+    const policy = settings.policy || {};
+    $("rerank-strength").value = String(policy.rerank_strength ?? 0);
+    $("rerank-strength-out").textContent = num(policy.rerank_strength ?? 0, 2);
+    const hasMin = policy.min_score !== null && policy.min_score !== undefined;
+    $("min-score-on").checked = hasMin;
+    $("min-score").disabled = !hasMin;
+    $("min-score").value = hasMin ? String(policy.min_score) : "";
+    const box = clear($("audit-fields"));
+    for (const [name, value] of Object.entries(settings.audit || {})) {
+      const spec = AUDIT_FIELDS[name] || { label: name, step: "any" };
+      const id = `audit-${name}`;
+      box.append(
+        el("label", { for: id, text: spec.label }),
+        el("input", { id, type: "number", "data-audit": name, value: String(value), min: spec.min, max: spec.max,
+          step: spec.step, "aria-describedby": spec.help ? `${id}-help` : null,
+          "data-integer": spec.integer ? "1" : null, oninput: () => schedulePreview() }),
+        spec.help ? el("p", { id: `${id}-help`, class: "help", text: spec.help }) : null);
+    }
+  }
+
+  // The proposed settings from the form; throws an Error naming a bad field.
+  function proposedSettings() {
+    const strength = Number($("rerank-strength").value);
+    let minScore = null;
+    if ($("min-score-on").checked) {
+      const raw = $("min-score").value.trim();
+      if (raw === "" || !Number.isFinite(Number(raw))) throw new Error("Minimum score: enter a number, or untick “Drop items scoring below a minimum”.");
+      minScore = Number(raw);
+    }
+    const audit = {};
+    for (const input of document.querySelectorAll("[data-audit]")) {
+      const raw = input.value.trim();
+      const label = document.querySelector(`label[for="${input.id}"]`).textContent;
+      if (raw === "" || !Number.isFinite(Number(raw))) throw new Error(`${label}: enter a number.`);
+      const v = Number(raw);
+      if (input.dataset.integer && !Number.isInteger(v)) throw new Error(`${label}: enter a whole number.`);
+      audit[input.dataset.audit] = v;
+    }
+    return { policy: { min_score: minScore, rerank_strength: strength }, audit };
+  }
+
+  function schedulePreview(delay = 150) {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(runPreview, delay);
+  }
+
+  async function runPreview() {
+    let settings;
+    try {
+      settings = proposedSettings();
+    } catch (err) {
+      showError("preview-error", err);
+      return;
+    }
+    const seq = ++previewSeq;
+    try {
+      const preview = await api("POST", "/admin/thresholds/preview", { body: { settings } });
+      if (seq !== previewSeq) return; // a newer request is on its way
+      showError("preview-error", null);
+      renderPreview(preview);
+    } catch (err) {
+      if (seq !== previewSeq) return;
+      clear($("preview-table").tBodies[0]);
+      clear($("tradeoff"));
+      $("preview-source").textContent = "";
+      const hint = err.status === 404 ? " Run an audit with a sweep (`clearshelf audit`) to see the trade-off." : "";
+      showError("preview-error", { message: err.message + hint });
+    }
+  }
+
+  const PREVIEW_ROWS = [
+    ["ndcg", "Expected overall NDCG", 4, +1],
+    ["max_gap", "Largest group gap", 4, -1],
+    ["coverage", "Catalog coverage", 4, +1],
+    ["strength", "Re-rank strength", 2, 0],
+  ];
+
+  function renderPreview(preview) {
+    $("preview-source").textContent = `(report ${preview.report_id}${preview.metric ? `, ${preview.metric}` : ""}${preview.attribute ? ` by ${preview.attribute}` : ""})`;
+    const tbody = clear($("preview-table").tBodies[0]);
+    const cur = preview.current || {};
+    const prop = preview.proposed || {};
+    for (const [key, label, digits, better] of PREVIEW_ROWS) {
+      const delta = prop[key] === undefined || cur[key] === undefined || prop[key] === null || cur[key] === null
+        ? null : prop[key] - cur[key];
+      const cls = delta === null || better === 0 || Math.abs(delta) < 1e-12 ? "" : (delta * better > 0 ? "better" : "worse");
+      tbody.append(el("tr", { "data-measure": key },
+        el("th", { scope: "row", text: label }),
+        el("td", { text: num(cur[key], digits) }),
+        el("td", { class: "proposed-value", text: num(prop[key], digits) }),
+        el("td", { class: cls, text: delta === null ? "—" : signed(delta, digits) })));
+    }
+    for (const note of preview.notes || []) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "help", text: String(note) })));
+    clear($("tradeoff")).append(tradeoffChart(preview));
+  }
+
+  function tradeoffChart(preview) {
+    const sweep = (preview.sweep || []).slice().sort((a, b) => a.strength - b.strength);
+    const pts = [...sweep, preview.current, preview.proposed].filter((p) => p && p.ndcg !== undefined && p.max_gap !== undefined);
+    const w = 560, h = 340, left = 58, right = 18, top = 16, bottom = 66;
+    const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, "aria-labelledby": "tradeoff-title tradeoff-desc" },
+      svg("title", { id: "tradeoff-title", text: "Trade-off between overall NDCG and the largest group gap" }),
+      svg("desc", { id: "tradeoff-desc", text: `current: NDCG ${num(preview.current?.ndcg, 4)}, gap ${num(preview.current?.max_gap, 4)}; proposed: NDCG ${num(preview.proposed?.ndcg, 4)}, gap ${num(preview.proposed?.max_gap, 4)}` }));
+    if (!pts.length) {
+      s.append(svg("text", { x: w / 2, y: h / 2, "text-anchor": "middle", text: "no sweep in the latest report" }));
+      return s;
+    }
+    const xs = pts.map((p) => p.max_gap), ys = pts.map((p) => p.ndcg);
+    const span = (lo, hi) => { const d = hi - lo || Math.abs(hi) * 0.1 || 0.01; return [lo - d * 0.08, hi + d * 0.08]; };
+    const [x0, x1] = span(Math.min(...xs), Math.max(...xs));
+    const [y0, y1] = span(Math.min(...ys), Math.max(...ys));
+    const x = (v) => left + ((v - x0) / (x1 - x0)) * (w - left - right);
+    const y = (v) => top + (1 - (v - y0) / (y1 - y0)) * (h - top - bottom);
+    for (let i = 0; i <= 4; i++) {
+      const gx = x0 + ((x1 - x0) * i) / 4, gy = y0 + ((y1 - y0) * i) / 4;
+      s.append(svg("line", { class: "grid", x1: x(gx), x2: x(gx), y1: top, y2: h - bottom }));
+      s.append(svg("line", { class: "grid", x1: left, x2: w - right, y1: y(gy), y2: y(gy) }));
+      s.append(svg("text", { x: x(gx), y: h - bottom + 15, "text-anchor": "middle", text: num(gx, 3) }));
+      s.append(svg("text", { x: left - 6, y: y(gy) + 4, "text-anchor": "end", text: num(gy, 3) }));
+    }
+    s.append(svg("line", { class: "axis", x1: left, x2: w - right, y1: h - bottom, y2: h - bottom }));
+    s.append(svg("line", { class: "axis", x1: left, x2: left, y1: top, y2: h - bottom }));
+    s.append(svg("text", { x: (left + w - right) / 2, y: h - bottom + 34, "text-anchor": "middle", text: "largest group gap (lower is fairer)" }));
+    s.append(svg("text", { x: 12, y: (top + h - bottom) / 2, "text-anchor": "middle",
+      transform: `rotate(-90 12 ${(top + h - bottom) / 2})`, text: "overall NDCG" }));
+    if (sweep.length > 1) s.append(svg("polyline", { class: "curve", points: sweep.map((p) => `${x(p.max_gap)},${y(p.ndcg)}`).join(" ") }));
+    for (const p of sweep) {
+      const dot = svg("circle", { class: "sweep-dot", cx: x(p.max_gap), cy: y(p.ndcg), r: 3.5 });
+      dot.append(svg("title", { text: `strength ${num(p.strength, 2)}: NDCG ${num(p.ndcg, 4)}, gap ${num(p.max_gap, 4)}, coverage ${num(p.coverage, 3)}` }));
+      s.append(dot, svg("text", { x: x(p.max_gap) + 6, y: y(p.ndcg) - 6, class: "muted-text", text: num(p.strength, 2) }));
+    }
+    if (preview.current) {
+      const c = preview.current;
+      s.append(svg("circle", { class: "current", cx: x(c.max_gap), cy: y(c.ndcg), r: 9, "data-point": "current" },
+        svg("title", { text: `current (strength ${num(c.strength, 2)})` })));
+    }
+    if (preview.proposed) {
+      const p = preview.proposed, px = x(p.max_gap), py = y(p.ndcg), r = 7;
+      s.append(svg("polygon", { class: "proposed", "data-point": "proposed",
+        points: `${px},${py - r} ${px + r},${py} ${px},${py + r} ${px - r},${py}` },
+        svg("title", { text: `proposed (strength ${num(p.strength, 2)})` })));
+    }
+    // legend
+    const lx = left + 4, ly = h - 14;
+    s.append(svg("circle", { class: "current", cx: lx, cy: ly + 4, r: 6 }),
+      svg("text", { x: lx + 12, y: ly + 8, text: "current" }),
+      svg("polygon", { class: "proposed", points: `${lx + 80},${ly - 2} ${lx + 86},${ly + 4} ${lx + 80},${ly + 10} ${lx + 74},${ly + 4}` }),
+      svg("text", { x: lx + 92, y: ly + 8, text: "proposed" }),
+      svg("circle", { class: "sweep-dot", cx: lx + 170, cy: ly + 4, r: 3.5 }),
+      svg("text", { x: lx + 178, y: ly + 8, text: "sweep point (label = re-rank strength)" }));
+    return s;
+  }
+
+  function flatten(settings) {
+    const out = {};
+    for (const [group, values] of Object.entries(settings || {})) {
+      for (const [k, v] of Object.entries(values || {})) out[`${group}.${k}`] = v;
+    }
+    return out;
+  }
+
+  function showValue(v) {
+    return v === null || v === undefined ? "none" : String(v);
+  }
+
+  function diffTable(before, after) {
+    const a = flatten(before), b = flatten(after);
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]);
+    if (!keys.length) return null;
+    const table = el("table", { class: "diff" },
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Setting" }),
+        el("th", { scope: "col", text: "Now" }), el("th", { scope: "col", text: "After" }))));
+    const tbody = el("tbody");
+    for (const k of keys) {
+      tbody.append(el("tr", { "data-setting": k }, el("th", { scope: "row", text: k }),
+        el("td", { class: "old", text: showValue(a[k]) }), el("td", { class: "new", text: showValue(b[k]) })));
+    }
+    table.append(tbody);
+    return table;
+  }
+
+  function settingsSummary(settings) {
+    const p = settings.policy || {}, a = settings.audit || {};
+    const bits = [`re-rank strength ${num(p.rerank_strength, 2)}`,
+      `minimum score ${p.min_score === null || p.min_score === undefined ? "none" : p.min_score}`];
+    if (a.ratio_min !== undefined) bits.push(`ratio ≥ ${a.ratio_min}`);
+    if (a.difference_max !== undefined) bits.push(`gap ≤ ${a.difference_max}`);
+    return bits.join(", ");
+  }
+
+  async function applyThresholds() {
+    let settings;
+    try {
+      settings = proposedSettings();
+    } catch (err) {
+      showError("thresholds-error", err);
+      return;
+    }
+    showError("thresholds-error", null);
+    const diff = diffTable(thresholds.settings, settings);
+    if (!diff) {
+      toast("Nothing to apply: the form matches the settings in force.");
+      return;
+    }
+    const note = $("change-note").value.trim();
+    const body = el("div", {}, el("p", { text: `These settings replace version ${thresholds.version}. Serving picks them up within seconds; the next audit judges against the new thresholds.` }),
+      diff, note ? el("p", { class: "meta", text: `Note: ${note}` }) : null);
+    if (!(await confirmDialog("Apply these thresholds?", body, "Apply"))) return;
+    try {
+      const saved = await api("PUT", "/admin/thresholds", { body: { settings, note: note || null } });
+      $("change-note").value = "";
+      toast(`Applied: thresholds version ${saved.version}.`);
+      await loadThresholds();
+    } catch (err) {
+      showError("thresholds-error", err);
+    }
+  }
+
+  async function rollbackThresholds(toVersion) {
+    showError("thresholds-error", null);
+    const target = toVersion === undefined
+      ? thresholds.version - 1
+      : toVersion;
+    if (target < 0 || thresholds.version === 0) {
+      showError("thresholds-error", { message: "Nothing to roll back: only the defaults (version 0) exist." });
+      return;
+    }
+    const found = historyVersions.find((v) => v.version === target);
+    const body = el("div", {}, el("p", { text: `A new version is written with the settings of version ${target}; the history keeps every version.` }),
+      found ? (diffTable(thresholds.settings, found.settings) || el("p", { class: "meta", text: "Its settings equal the ones in force." })) : null);
+    if (!(await confirmDialog(`Roll back to version ${target}?`, body, "Roll back"))) return;
+    try {
+      const saved = await api("POST", "/admin/thresholds/rollback", { body: { to_version: target } });
+      toast(`Rolled back: version ${saved.version} now has the settings of version ${target}.`);
+      await loadThresholds();
+    } catch (err) {
+      showError("thresholds-error", err);
+    }
+  }
+
+  function renderHistory() {
+    const tbody = clear($("history-table").tBodies[0]);
+    for (const v of historyVersions) {
+      const isCurrent = v.version === thresholds.version;
+      tbody.append(el("tr", { class: isCurrent ? "active-row" : null, "data-version": v.version },
+        el("td", {}, String(v.version), isCurrent ? [" ", el("span", { class: "badge ok", text: "in force" })] : null),
+        el("td", { text: when(v.created_at) }),
+        el("td", { text: String(v.actor ?? "—") }),
+        el("td", { text: settingsSummary(v.settings || {}) }),
+        el("td", { text: v.note ? String(v.note) : "" }),
+        el("td", {}, isCurrent ? null : el("button", { type: "button", class: "secondary",
+          "aria-label": `Restore version ${v.version}`, text: "Restore…", onclick: () => rollbackThresholds(v.version) }))));
+    }
+  }
+
+  // ------------------------------------------------------------------ why-this page
+
+  async function whyThis(event) {
+    event.preventDefault();
+    showError("why-error", null);
+    const customer = $("why-customer").value.trim();
+    const k = Number($("why-k").value || 10);
+    if (!customer) {
+      showError("why-error", { message: "Enter a customer id." });
+      return;
+    }
+    if (!Number.isInteger(k) || k < 1 || k > 50) {
+      showError("why-error", { message: "How many: enter a whole number from 1 to 50." });
+      return;
+    }
+    const list = clear($("why-items"));
+    $("why-meta").textContent = "Loading…";
+    const query = new URLSearchParams({ customer_id: customer, k: String(k), explain: "true" });
+    try {
+      const result = await api("GET", `/recommendations?${query}`);
+      // Deliberately no customer id here: the service answers with pseudonyms, and the
+      // admin already sees what they typed in the box.
+      const status = { known: "known customer", cold_start: "unknown customer (cold start: popular items)",
+        not_personalised: "no personalisation consent (non-personalised list)" }[result.customer_status] || String(result.customer_status);
+      $("why-meta").textContent = `${result.items.length} recommendations · ${status} · model ${result.model_version}`;
+      for (const item of result.items) list.append(itemCard(item));
+      if (!result.items.length) list.append(el("li", { class: "meta", text: "No items matched." }));
+    } catch (err) {
+      $("why-meta").textContent = "";
+      showError("why-error", err);
+    }
+  }
+
+  function itemCard(item) {
+    const reason = item.reason || null;
+    const facts = [item.category, item.price === null || item.price === undefined ? null : `price ${num(item.price, 2)}`,
+      `score ${num(item.score, 4)}`].filter(Boolean).join(" · ");
+    const card = el("li", { class: "card", "data-item": item.item_id },
+      el("h3", {}, `${item.rank}. `, el("span", { class: "item-title", text: String(item.title ?? item.item_id) })),
+      el("p", { class: "meta", text: facts }));
+    if (reason) {
+      card.append(el("p", { class: "reason" }, el("strong", { text: "Why: " }), String(reason.text ?? ""), " ",
+        el("span", { class: reason.verified ? "badge ok" : "badge", text: reason.verified ? "verified" : "not verified" })));
+      const evidence = reason.evidence || [];
+      if (evidence.length) {
+        card.append(el("p", { class: "help" }, "Evidence: ",
+          evidence.map((e, i) => [i ? ", " : "", el("span", { class: "evidence", text: String(e.title ?? e.item_id) })])));
+      }
+    }
+    const attr = item.attributions;
+    if (attr && attr.contributions && attr.contributions.length) {
+      card.append(el("div", { class: "shap" }, shapChart(attr)));
+    } else {
+      card.append(el("p", { class: "help", text: "No SHAP contributions: no ranker scored this item (cold start)." }));
+    }
+    return card;
+  }
+
+  function shapChart(attr) {
+    const top = attr.contributions.slice().sort((a, b) => Math.abs(b.shap) - Math.abs(a.shap)).slice(0, 8);
+    const rest = attr.contributions.length - top.length;
+    const restSum = attr.contributions.reduce((acc, c) => acc + c.shap, 0) - top.reduce((acc, c) => acc + c.shap, 0);
+    const rows = rest > 0 ? [...top, { label: `${rest} other features`, shap: restSum, value: null, other: true }] : top;
+    const w = 600, rowH = 22, labelW = 230, valueW = 70, top0 = 8;
+    const h = top0 + rows.length * rowH + 30;
+    const maxAbs = Math.max(...rows.map((r) => Math.abs(r.shap)), 1e-9);
+    const mid = labelW + (w - labelW - valueW) / 2;
+    const scale = (w - labelW - valueW) / 2 / maxAbs;
+    const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img",
+      "aria-label": `SHAP contributions: base ${num(attr.base_value, 3)} plus contributions gives score ${num(attr.score, 3)}` });
+    s.append(svg("line", { class: "axis", x1: mid, x2: mid, y1: top0 - 4, y2: top0 + rows.length * rowH }));
+    rows.forEach((r, i) => {
+      const yy = top0 + i * rowH;
+      const width = Math.max(1, Math.abs(r.shap) * scale);
+      const label = r.other ? r.label : String(r.label ?? r.feature) + (r.value === null || r.value === undefined ? "" : ` = ${formatFeature(r.value)}`);
+      s.append(svg("text", { x: labelW - 8, y: yy + 15, "text-anchor": "end", text: label }));
+      const bar = svg("rect", { class: r.shap >= 0 ? "bar-pos" : "bar-neg", x: r.shap >= 0 ? mid : mid - width, y: yy + 4, width, height: rowH - 8 });
+      bar.append(svg("title", { text: `${label}: ${signed(r.shap, 4)}` }));
+      s.append(bar, svg("text", { x: w - valueW + 6, y: yy + 15, text: signed(r.shap, 3) }));
+    });
+    s.append(svg("text", { x: 4, y: h - 8, class: "muted-text",
+      text: `base ${num(attr.base_value, 3)} + contributions = score ${num(attr.score, 3)}` }));
+    s.append(svg("text", { x: mid, y: h - 8, "text-anchor": "middle", class: "muted-text", text: "← lowers · raises →" }));
+    return s;
+  }
+
+  function formatFeature(v) {
+    const n = Number(v);
+    if (!Number.isFinite(n)) return String(v);
+    return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(4)));
+  }
+
+  // ------------------------------------------------------------------ models page
+
+  let models = null;
+
+  async function loadModels() {
+    showError("models-error", null);
+    try {
+      models = await api("GET", "/admin/models");
+    } catch (err) {
+      showError("models-error", err);
+      return;
+    }
+    const list = models.models || [];
+    $("models-meta").textContent = models.active ? `Active model: ${models.active} (${list.length} versions kept)` : "No active model: train one with `clearshelf train`.";
+    const previous = previousModel();
+    const rb = $("models-rollback");
+    rb.disabled = !previous;
+    rb.textContent = previous ? `Roll back to the previous model (${previous.version})…` : "Roll back to the previous model…";
+    const tbody = clear($("models-table").tBodies[0]);
+    for (const m of list) {
+      const data = m.data || {};
+      const trainedOn = [data.events !== undefined ? `${data.events} events` : null,
+        data.customers !== undefined ? `${data.customers} customers` : null,
+        data.items !== undefined ? `${data.items} items` : null].filter(Boolean).join(", ");
+      tbody.append(el("tr", { class: m.active ? "active-row" : null, "data-version": m.version },
+        el("td", {}, el("code", { text: String(m.version) })),
+        el("td", { text: when(m.created_at) }),
+        el("td", { text: trainedOn || "—" }),
+        el("td", {}, metricList(m.metrics || {})),
+        el("td", {}, m.active ? el("span", { class: "badge ok", text: "active" })
+          : el("button", { type: "button", class: "secondary", "aria-label": `Activate model ${m.version}`,
+            text: "Activate…", onclick: () => activateModel(m.version) }))));
+    }
+  }
+
+  function metricList(metrics) {
+    const items = [];
+    for (const [k, v] of Object.entries(metrics)) {
+      if (typeof v === "number") items.push(el("li", { text: `${k}: ${formatFeature(v)}` }));
+    }
+    const gain = metrics.feature_importance_gain;
+    if (gain && typeof gain === "object") {
+      const topFeatures = Object.entries(gain).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k]) => k);
+      if (topFeatures.length) items.push(el("li", { text: `top features: ${topFeatures.join(", ")}` }));
+    }
+    return items.length ? el("ul", { class: "help" }, items) : "—";
+  }
+
+  function previousModel() {
+    const list = (models && models.models) || [];
+    const i = list.findIndex((m) => m.active);
+    return i >= 0 && i + 1 < list.length ? list[i + 1] : null;
+  }
+
+  async function activateModel(version) {
+    const body = el("p", { text: `Serving switches to model ${version} without dropping requests. The current model (${models.active}) stays available to switch back to.` });
+    if (!(await confirmDialog(`Activate model ${version}?`, body, "Activate"))) return;
+    try {
+      await api("POST", `/admin/models/${encodeURIComponent(version)}/activate`);
+      toast(`Model ${version} is active.`);
+    } catch (err) {
+      showError("models-error", err);
+    }
+    await loadModels();
+  }
+
+  const LOADERS = { fairness: loadFairness, thresholds: loadThresholds, why: () => $("why-customer").focus(), models: loadModels };
+
+  // ------------------------------------------------------------------ wiring
+
+  function init() {
+    $("signin-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", () => signOut(null));
+    for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => go(tab.dataset.page));
+    window.addEventListener("hashchange", () => { const p = pageFromHash(); if (p && p !== current) show(p); });
+    $("open-report").addEventListener("click", openFullReport);
+    $("rerank-strength").addEventListener("input", () => {
+      $("rerank-strength-out").textContent = num($("rerank-strength").value, 2);
+      schedulePreview();
+    });
+    $("min-score-on").addEventListener("change", () => {
+      $("min-score").disabled = !$("min-score-on").checked;
+      if ($("min-score-on").checked && $("min-score").value === "") $("min-score").value = "0";
+      schedulePreview();
+    });
+    $("min-score").addEventListener("input", () => schedulePreview());
+    $("apply-thresholds").addEventListener("click", applyThresholds);
+    $("reset-thresholds").addEventListener("click", () => { if (thresholds) { fillForm(thresholds.settings); schedulePreview(0); } });
+    $("rollback-thresholds").addEventListener("click", () => rollbackThresholds(undefined));
+    $("why-form").addEventListener("submit", whyThis);
+    $("models-rollback").addEventListener("click", () => { const p = previousModel(); if (p) activateModel(p.version); });
+    if (adminKey()) {
+      showSignedIn(true);
+      go(pageFromHash() || "fairness");
+    } else {
+      showSignedIn(false);
+      $("api-key").focus();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();
