@@ -81,3 +81,39 @@ class DatasetError(ClearshelfError, ValueError):
 
 class BundleError(ClearshelfError, ValueError):
     """A model bundle on disk is missing, incomplete or from an incompatible version."""
+
+
+class ConfigError(ClearshelfError, ValueError):
+    """A component's configuration is out of range or names an unknown option."""
+
+
+class TrainingDataError(ClearshelfError, ValueError):
+    """The training data cannot train this component (too little of it, or the wrong kind)."""
+
+
+class EvaluationError(ClearshelfError, ValueError):
+    """An evaluation was asked for something inconsistent (shapes, k, unknown models)."""
+
+
+class UnknownItemError(ClearshelfError, ValueError):
+    """Events or scores name items the model's catalog does not have.
+
+    ``items`` holds the unknown ids (or indices) as given.
+    """
+
+    def __init__(self, items: list[object], *, n_items: int | None = None) -> None:
+        self.items = items
+        shown = ", ".join(repr(i) for i in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+        where = f" (valid indices are 0..{n_items - 1})" if n_items is not None else ""
+        super().__init__(
+            f"{len(items)} unknown item{'s' if len(items) != 1 else ''}: {shown}{where}; "
+            "import them into the catalog and retrain, or leave them out"
+        )
+
+
+class InvalidEventsError(ClearshelfError, ValueError):
+    """Live events passed to the model are malformed (columns, types, event types)."""
+
+
+class InvalidHistoryError(ClearshelfError, ValueError):
+    """A counterfactual history row has the wrong shape or negative weights."""

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 EVENT_COLUMNS = ("customer_id", "item_id", "event_type", "ts", "value")
 DAY = 86_400.0
+TOMBSTONE = "\x00forgotten:"  # ids of removed vocabulary entries start with this
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class InteractionConfig:
 class IdVocabulary:
     """A fixed, ordered set of external ids and their row/column indices.
 
-    Unknown ids map to -1; nothing is added after construction.
+    Unknown ids map to -1; nothing is added after construction, and
+    :meth:`forget` removes an id (erasure) without shifting the others.
     """
 
     def __init__(self, ids: Iterable[str]) -> None:
@@ -72,6 +74,17 @@ class IdVocabulary:
         """Indices of ``keys`` (-1 for each unknown one)."""
         get = self._index.get
         return np.fromiter((get(k, -1) for k in keys), dtype=np.int64)
+
+    def forget(self, key: str) -> int:
+        """Remove ``key``: its index stays taken (by a tombstone id) but ``key`` is unknown from now on.
+
+        Returns the freed index, or -1 if ``key`` was not in the vocabulary.
+        """
+        i = self._index.pop(key, -1)
+        if i >= 0:
+            self.ids[i] = f"{TOMBSTONE}{i}"
+            self._index[self.ids[i]] = i
+        return i
 
     def series(self) -> pl.Series:
         return pl.Series("id", self.ids.tolist(), dtype=pl.Utf8)

@@ -15,6 +15,7 @@ events for serving.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,16 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recsys.errors import NotFittedError
+from recsys.history import (
+    CustomerHistory,
+    check_items,
+    empty_history,
+    history_from_events,
+    override_history,
+    stored_events,
+    stored_history,
+    validate_events,
+)
 from recsys.interactions import DAY, InteractionConfig, Interactions
 from recsys.ranking.features import (
     FEATURE_NAMES,
@@ -199,32 +210,33 @@ class Stage:
 
     # -- one customer -----------------------------------------------------------------
 
+    def history(self, customer: str) -> CustomerHistory | None:
+        """The customer's stored history, or None if the stage does not know them."""
+        u = self.interactions.customers.index(customer)
+        if u < 0:
+            return None
+        return stored_history(self, u)
+
     def profile(self, u: int) -> CustomerProfile:
-        inter = self.interactions
-        m = inter.matrix
-        items = m.indices[m.indptr[u] : m.indptr[u + 1]].astype(np.int32)
-        weights = m.data[m.indptr[u] : m.indptr[u + 1]].astype(np.float32)
-        counts = inter.counts[u].toarray().ravel()[items] if len(items) else np.zeros(0, np.float32)
-        last = self._last_ts[u] if hasattr(self, "_last_ts") else None
-        if last is None:
-            last_ts = np.full(len(items), np.nan)
-        else:
-            last_ts = last.toarray().ravel()[items].astype(np.float64)
-            last_ts[last_ts == 0] = np.nan
-        n_events = int(self._n_events[u]) if hasattr(self, "_n_events") else len(items)
-        return CustomerProfile(items, weights, last_ts, counts.astype(np.float32), n_events)
+        return stored_history(self, u).profile()
 
     def prepare_profiles(self) -> None:
         """Per-customer lookups (last event time per item, event counts) used by features."""
-        ev = self.interactions.events
-        shape = self.interactions.shape
-        if self.interactions.now is not None:
+        inter = self.interactions
+        ev = inter.events
+        shape = inter.shape
+        for m in (inter.matrix, inter.counts):
+            m.sort_indices()
+        if inter.now is not None:
             last = ev.filter(pl.col("ts").is_not_null()).group_by("u", "i").agg(pl.col("ts").max())
             self._last_ts = sp.csr_matrix(
                 (last["ts"].to_numpy().astype(np.float64), (last["u"].to_numpy(), last["i"].to_numpy())),
                 shape=shape,
             )
+            self._last_ts.sort_indices()
         self._n_events = np.bincount(ev["u"].to_numpy(), minlength=shape[0])
+        if "content" in self.retrievers:
+            self.retrievers["content"].profile_weights_.sort_indices()
 
     def candidates(
         self,
@@ -233,49 +245,76 @@ class Stage:
         allow_repeats: bool,
         category: str | None = None,
         now: float | None = None,
+        history: CustomerHistory | None = None,
+        items: npt.NDArray[np.int32] | None = None,
     ) -> CandidateSet | None:
-        """Merged candidates and their features; None for a customer without history."""
+        """Merged candidates and their features; None for a customer without history.
+
+        ``history`` replaces the stored history (live or counterfactual, see
+        :mod:`recsys.history`). ``items`` asks for the features of exactly
+        these items (in this order) instead of the merged candidates; each
+        item's features are those it would have as a candidate (sources that
+        did not propose it give it the missing rank), and an empty history
+        then gives features too, never None.
+        """
         inter, c, r = self.interactions, self.config, self.retrievers
-        u = inter.customers.index(customer)
-        if u < 0:
+        h = history if history is not None else self.history(customer)
+        if h is None:
+            if items is None:
+                return None
+            h = empty_history(len(inter.items))
+        if h.empty and items is None:
             return None
-        profile = self.profile(u)
-        if profile.empty:
-            return None
-        history = profile.items
-        n_items = len(inter.items)
+        profile = h.profile()
+        hist_items = profile.items
         full: dict[str, npt.NDArray[np.float32]] = {}
         proposals: dict[str, npt.NDArray[np.int32]] = {}
         counts = c.candidates
+        if "als" in r:
+            als = r["als"]
+            full["als"] = (
+                als.item_factors_ @ h.als_factor if h.als_factor is not None
+                else np.zeros(len(inter.items), np.float32)
+            )
+        for name in ("ease", "copurchase"):
+            if name in r:
+                full[name] = r[name].score_history(h.row)
         for name in ("als", "ease", "copurchase"):
-            if name not in r:
-                continue
-            scores = r[name].score_all(customer)
-            full[name] = scores
-            proposals[name] = _top(scores, getattr(counts, name), exclude=history)
+            if name in full:
+                proposals[name] = _top(full[name], getattr(counts, name), exclude=hist_items)
         content_scores = None
         if "content" in r:
             # scored on demand: a full catalog scan is the costliest step on big catalogs
-            content_scores = _content_profile_scores(r["content"], r["content"].history_row(customer))
+            content_scores = _content_profile_scores(r["content"], h.content_row)
             pool = self.content_pool
-            if pool is None:
-                proposals["content"] = _top(content_scores(None), counts.content, exclude=history)
+            if h.content_row.nnz == 0:
+                proposals["content"] = np.empty(0, np.int32)
+            elif pool is None:
+                proposals["content"] = _top(content_scores(None), counts.content, exclude=hist_items)
             else:
                 cand = pool[_top(content_scores(pool), counts.content, exclude=None)]
-                proposals["content"] = cand[~np.isin(cand, history)]
-        if allow_repeats:
-            ba = r["buy_again"].candidates(customer, counts.buy_again, now=now)
-            proposals["buy_again"] = ba.items
-        pop = r["popularity"].candidates(customer, counts.popularity + len(history), category=category)
-        proposals["popularity"] = pop.items[~np.isin(pop.items, history)][: counts.popularity]
+                proposals["content"] = cand[~np.isin(cand, hist_items)]
+        ba = r["buy_again"]
+        ba_now = ba.now_or_fitted(now)
+        ba_scores, ba_ratio_all = h.repeats.due(ba_now) if len(h.repeats) else (np.zeros(0), np.zeros(0))
+        if allow_repeats and len(h.repeats):
+            order = np.lexsort((h.repeats.items, -ba_scores))[: counts.buy_again]
+            order = order[ba_scores[order] > 0]
+            proposals["buy_again"] = h.repeats.items[order].astype(np.int32)
+        elif allow_repeats:
+            proposals["buy_again"] = np.empty(0, np.int32)
+        pop = r["popularity"].candidates(customer, counts.popularity + len(hist_items), category=category)
+        proposals["popularity"] = pop.items[~np.isin(pop.items, hist_items)][: counts.popularity]
         if category is not None:
             catpop = r["popularity"].candidates(customer, counts.popularity, category=category)
             proposals["popularity"] = np.union1d(proposals["popularity"], catpop.items).astype(np.int32)
 
-        items = np.unique(np.concatenate([p for p in proposals.values() if len(p)] or [np.empty(0, np.int32)]))
-        items = items.astype(np.int32)
-        if len(items) == 0:
-            return None
+        if items is None:
+            merged = [p for p in proposals.values() if len(p)]
+            items = np.unique(np.concatenate(merged)).astype(np.int32) if merged else np.empty(0, np.int32)
+            if len(items) == 0:
+                return None
+        n_items = len(inter.items)
         source_scores: dict[str, npt.NDArray[np.float32]] = {}
         source_ranks: dict[str, npt.NDArray[np.float32]] = {}
         rank_of = np.full(n_items, MISSING_RANK, np.float32)
@@ -287,10 +326,15 @@ class Stage:
             source_scores[name] = scores[items]
         if content_scores is not None:
             source_scores["content"] = content_scores(items)
-        ba_scores = r["buy_again"].score_all(customer, now=now)
-        source_scores["buy_again"] = ba_scores[items]
-        copurchase_max = _copurchase_max(r["copurchase"], inter.matrix[u], items)
-        ba_ratio = _buy_again_ratio(r["buy_again"], customer, items, now)
+        ba_item_scores = np.zeros(len(items), np.float32)
+        ba_ratio = np.zeros(len(items), np.float32)
+        if len(h.repeats):
+            pos = np.minimum(np.searchsorted(h.repeats.items, items), len(h.repeats) - 1)
+            hit = h.repeats.items[pos] == items
+            ba_item_scores[hit] = ba_scores[pos[hit]]
+            ba_ratio[hit] = ba_ratio_all[pos[hit]]
+        source_scores["buy_again"] = ba_item_scores
+        copurchase_max = _copurchase_max(r["copurchase"], h.row, items)
         features = build_features(
             self.table,
             profile,
@@ -315,6 +359,18 @@ def _top(scores: npt.NDArray[np.float32], n: int, *, exclude: npt.NDArray[np.int
         s[exclude] = -np.inf
     idx = top_k(s, n)
     return idx[np.isfinite(s[idx]) & (s[idx] > 0)].astype(np.int32)
+
+
+def _without_row(m: sp.csr_matrix, u: int) -> tuple[sp.csr_matrix, int]:
+    """A copy of CSR ``m`` with row ``u`` emptied (its entries deleted), and how many went."""
+    lo, hi = int(m.indptr[u]), int(m.indptr[u + 1])
+    indptr = m.indptr.copy()
+    indptr[u + 1 :] -= hi - lo
+    out = sp.csr_matrix(
+        (np.delete(m.data, np.s_[lo:hi]), np.delete(m.indices, np.s_[lo:hi]), indptr), shape=m.shape
+    )
+    out.has_sorted_indices = m.has_sorted_indices
+    return out, hi - lo
 
 
 def _content_profile_scores(content: ContentRetriever, row: sp.csr_matrix) -> Callable[[Any], npt.NDArray[np.float32]]:
@@ -343,21 +399,6 @@ def _copurchase_max(cop: CoPurchaseRetriever, row: sp.csr_matrix, items: npt.NDA
     out = np.zeros(len(items), np.float32)
     if contrib.nnz:
         out = np.asarray(contrib.max(axis=0).toarray()).ravel().astype(np.float32)
-    return out
-
-
-def _buy_again_ratio(ba: BuyAgainRetriever, customer: str, items: npt.NDArray[np.int32], now: float | None) -> npt.NDArray[np.float32]:
-    out = np.zeros(len(items), np.float32)
-    s = ba._pairs(customer)
-    if s.stop == s.start:
-        return out
-    pos = {int(i): j for j, i in enumerate(ba.pair_items_[s])}
-    _, days_since = ba._due(s, ba._now(now))
-    ratio = days_since / ba.interval_days_[s]
-    for j, i in enumerate(items):
-        p = pos.get(int(i))
-        if p is not None:
-            out[j] = ratio[p]
     return out
 
 
@@ -471,6 +512,189 @@ class Recommender:
         if not hasattr(self, "ranker_"):
             raise NotFittedError("Recommender")
 
+    # -- live state: history lookup, counterfactuals, updates, erasure ---------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # locks do not pickle; a loaded model gets a fresh one
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def _mutex(self) -> threading.RLock:
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
+
+    @property
+    def _live_histories(self) -> dict[str, CustomerHistory]:
+        return self.__dict__.setdefault("_live", {})
+
+    def _history(self, customer: str) -> CustomerHistory | None:
+        """The live history if :meth:`observe` updated the customer, else the stored one."""
+        with self._mutex:
+            live = self._live_histories.get(customer)
+            if live is not None:
+                return live
+            return self.stage_.history(customer)
+
+    def history_row(self, customer: str) -> sp.csr_matrix:
+        """The customer's interaction weights as the model sees them now, CSR (1, items) float32.
+
+        Includes events added by :meth:`observe`; all zeros for unknown (or
+        forgotten) customers. A copy: edit it freely and pass it to
+        :meth:`score_items` as a counterfactual history.
+        """
+        self._check()
+        h = self._history(customer)
+        if h is None:
+            return sp.csr_matrix((1, len(self.stage_.interactions.items)), dtype=np.float32)
+        return sp.csr_matrix(h.row, dtype=np.float32, copy=True)
+
+    def item_features(
+        self,
+        customer: str,
+        items: npt.ArrayLike,
+        *,
+        history: sp.spmatrix | npt.NDArray[np.floating[Any]] | None = None,
+        filters: Filters = Filters(),
+        now: float | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Ranker features of ``items`` for ``customer``, shape (len(items), len(FEATURE_NAMES)).
+
+        As :meth:`score_items`, before the ranker.
+        """
+        self._check()
+        stage = self.stage_
+        idx = check_items(items, len(stage.interactions.items))
+        base = self._history(customer) or empty_history(len(stage.interactions.items))
+        h = base if history is None else override_history(stage, base, history)
+        allow_repeats = filters.allow_repeats and self.config.mode == "repeats"
+        cs = stage.candidates(
+            customer, allow_repeats=allow_repeats, category=filters.category, now=now, history=h, items=idx
+        )
+        if cs is None:  # cannot happen: with items given, candidates always returns a set
+            raise RuntimeError("candidate step returned nothing for explicit items")
+        return cs.features
+
+    def score_items(
+        self,
+        customer: str,
+        items: npt.ArrayLike,
+        *,
+        history: sp.spmatrix | npt.NDArray[np.floating[Any]] | None = None,
+        filters: Filters = Filters(),
+        now: float | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Ranker scores of item indices ``items`` for ``customer``, shape (len(items),), float64.
+
+        With ``history=None`` these are exactly the scores :meth:`recommend`
+        (same ``filters`` and ``now``) gives those items. ``history`` (a
+        (1, items) weight row, e.g. :meth:`history_row` with an item
+        removed) scores them as if that were the customer's history: ALS
+        factors folded in, co-purchase, EASE and content recomputed from the
+        row, purchase counts and buy-again pairs kept only for the items the
+        row still has, features rebuilt, ranker re-run
+        (:func:`recsys.history.override_history`). Unknown customers score
+        with an empty history (where :meth:`recommend` serves popular items
+        instead). Raises :class:`~recsys.errors.UnknownItemError` for an
+        index outside the catalog and :class:`~recsys.errors.InvalidHistoryError`
+        for a malformed row.
+        """
+        features = self.item_features(customer, items, history=history, filters=filters, now=now)
+        if len(features) == 0:
+            return np.zeros(0, np.float64)
+        return self.ranker_.predict(features)
+
+    def observe(self, customer: str, events: pl.DataFrame) -> None:
+        """Add live events of ``customer`` without retraining; the next :meth:`recommend` reflects them.
+
+        ``events`` has ``item_id`` and optionally ``event_type`` (view, cart,
+        purchase, rating; default purchase), ``ts`` (epoch seconds) and
+        ``value``. The customer's history (weights, purchase counts, last
+        times, buy-again pairs, content profile) is rebuilt from their
+        training events plus every observed event, and their ALS factors are
+        folded in (moved by the change, for customers the model was trained
+        on). Unknown customers become known. Nothing about other customers
+        or the item side changes. Raises
+        :class:`~recsys.errors.UnknownItemError` for items outside the
+        catalog and :class:`~recsys.errors.InvalidEventsError` for malformed
+        events; nothing is applied then.
+        """
+        self._check()
+        stage = self.stage_
+        new = validate_events(stage, events)
+        if new.height == 0:
+            return
+        with self._mutex:
+            live = self._live_histories.get(customer)
+            u = stage.interactions.customers.index(customer)
+            trained = stored_history(stage, u) if u >= 0 else None
+            if live is not None and live.events is not None:
+                prior = live.events
+            elif u >= 0:
+                prior = stored_events(stage, u)
+            else:
+                prior = new.clear()
+            events_all = pl.concat([prior, new], how="vertical_relaxed")
+            self._live_histories[customer] = history_from_events(stage, events_all, trained=trained)
+
+    def forget(self, customer: str) -> dict[str, int]:
+        """Remove ``customer`` from the live model; afterwards they are unknown (cold start).
+
+        Deletes their events, matrix rows (weights, purchase counts, last
+        times, content profile), ALS factors (zeroed in the trained model
+        too), buy-again pairs, their vocabulary entry (the index stays taken
+        by a tombstone) and any live history. Returns how many of each were
+        removed (0s for a customer the model never knew). Item-side
+        aggregates learned from everyone (popularity counts, co-purchase and
+        EASE similarities, the ranker) keep their contribution until the
+        next training run, which no longer sees their events.
+        """
+        self._check()
+        stage = self.stage_
+        inter = stage.interactions
+        removed = {
+            "live_history": 0, "events": 0, "matrix_entries": 0, "purchase_entries": 0,
+            "last_time_entries": 0, "content_entries": 0, "als_factors": 0, "buy_again_pairs": 0,
+            "vocabulary": 0,
+        }
+        with self._mutex:
+            removed["live_history"] = int(self._live_histories.pop(customer, None) is not None)
+            u = inter.customers.index(customer)
+            if u < 0:
+                return removed
+            events = inter.events
+            mask = events["u"] == u
+            removed["events"] = int(mask.sum())
+            # frozen record, shared by every retriever: swap its fields in place
+            object.__setattr__(inter, "events", events.filter(~mask))
+            for field_name, key in (("matrix", "matrix_entries"), ("counts", "purchase_entries")):
+                new_m, n = _without_row(getattr(inter, field_name), u)
+                object.__setattr__(inter, field_name, new_m)
+                removed[key] = n
+            if getattr(stage, "_last_ts", None) is not None:
+                stage._last_ts, removed["last_time_entries"] = _without_row(stage._last_ts, u)
+            if hasattr(stage, "_n_events"):
+                n_events = stage._n_events.copy()
+                n_events[u] = 0
+                stage._n_events = n_events
+            r = stage.retrievers
+            if "content" in r:
+                r["content"].profile_weights_, removed["content_entries"] = _without_row(
+                    r["content"].profile_weights_, u
+                )
+            if "als" in r:
+                factors = r["als"].user_factors_
+                removed["als_factors"] = int(np.any(factors[u] != 0))
+                factors[u] = 0  # the same array as the implicit model's user_factors
+            removed["buy_again_pairs"] = r["buy_again"].drop_customer(u)
+            removed["vocabulary"] = int(inter.customers.forget(customer) >= 0)
+        return removed
+
     def recommend(
         self,
         customer: str,
@@ -496,12 +720,15 @@ class Recommender:
         if not personalise:
             return self._popular(customer, k, filters, "not_personalised")
         allow_repeats = filters.allow_repeats and self.config.mode == "repeats"
-        cs = stage.candidates(customer, allow_repeats=allow_repeats, category=filters.category, now=now)
-        if cs is None:
+        h = self._history(customer)
+        cs = None if h is None else stage.candidates(
+            customer, allow_repeats=allow_repeats, category=filters.category, now=now, history=h
+        )
+        if cs is None or h is None:
             return self._popular(customer, k, filters, "cold_start")
         keep = self._filter_mask(cs.items, filters)
         if filters.exclude_purchased:
-            history = stage.interactions.history(customer)
+            history = h.items
             repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
             keep &= ~np.isin(cs.items, history) | repeat_ok
         idx = np.flatnonzero(keep)

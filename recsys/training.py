@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from recsys.bundle import BundleInfo, ModelRegistry
 from recsys.data.store import Store
 from recsys.interactions import InteractionConfig, Interactions
 from recsys.recommender import Progress, Recommender, RecommenderConfig
+
+# Builds extra bundle files (name -> bytes) from the fitted model and its
+# training data, e.g. the explanations' SHAP summary plot; recsys never
+# imports who provides it.
+ExtraFiles = Callable[[Recommender, Interactions], dict[str, bytes]]
 
 
 def flatten_catalog(items: pl.DataFrame) -> pl.DataFrame:
@@ -46,8 +52,13 @@ def train_from_store(
     config: RecommenderConfig | None = None,
     keep: int = 5,
     progress: Progress | None = None,
+    extra_files: ExtraFiles | None = None,
 ) -> BundleInfo:
-    """Train on everything in the store, write a bundle under ``home/models`` and activate it."""
+    """Train on everything in the store, write a bundle under ``home/models`` and activate it.
+
+    ``extra_files(model, interactions)`` adds files to the bundle (listed
+    and checksummed in its manifest like the rest).
+    """
     started = time.perf_counter()
     config = config or RecommenderConfig()
     if config.content is not None and config.content.cache_dir is None:
@@ -58,7 +69,7 @@ def train_from_store(
 
         raise ClearshelfError("the store holds no events to train on: import data or run `clearshelf demo` first")
     model = Recommender(config).fit(inter, progress=progress)
-    return save_bundle(model, inter, Path(home) / "models", started=started, keep=keep)
+    return save_bundle(model, inter, Path(home) / "models", started=started, keep=keep, extra_files=extra_files)
 
 
 def save_bundle(
@@ -69,9 +80,12 @@ def save_bundle(
     started: float,
     keep: int = 5,
     extra_metrics: dict[str, Any] | None = None,
-    extra_files: dict[str, bytes] | None = None,
+    extra_files: dict[str, bytes] | ExtraFiles | None = None,
 ) -> BundleInfo:
+    """Write ``model`` as a new active bundle; ``extra_files`` is a dict or an :data:`ExtraFiles` callable."""
     registry = ModelRegistry(models_dir)
+    if callable(extra_files):
+        extra_files = extra_files(model, inter)
     fingerprint = inter.fingerprint()
     stage = model.stage_
     data = {

@@ -157,11 +157,20 @@ class AlsRetriever(_FactorScores, BaseRetriever):
         scores 0 everywhere.
         """
         self._check_fitted()
+        return self.item_factors_ @ self.fold_in(row)
+
+    def fold_in(self, row: HistoryLike) -> npt.NDArray[np.float32]:
+        """The customer factors that best explain a history row, shape (factors,).
+
+        The exact least-squares solve of :meth:`score_history`; zeros for an
+        empty history.
+        """
+        self._check_fitted()
         items, confidence = self._confidences(row)
         if not len(items):
-            return np.zeros(len(self.item_factors_), dtype=np.float32)
+            return np.zeros(self.item_factors_.shape[1], dtype=np.float32)
         factor = sla.cho_solve(self._system(items, confidence), self._target(items, confidence))
-        return self.item_factors_ @ factor.astype(np.float32)
+        return factor.astype(np.float32)
 
     def explain(self, customer_or_row: HistoryLike, item: int) -> list[tuple[int, float]]:
         """Each history item's share of the folded-in score of ``item``, largest first.

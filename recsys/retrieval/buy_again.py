@@ -40,6 +40,78 @@ class BuyAgainConfig:
     seed: int = 42
 
 
+@dataclass(frozen=True)
+class RepeatPairs:
+    """One customer's repeat items (parallel arrays, sorted by item index).
+
+    ``items`` (int32), ``purchases`` (distinct purchase days, int32),
+    ``last_ts`` (epoch s of the last purchase, float64), ``interval_days``
+    (typical interval, float64).
+    """
+
+    items: npt.NDArray[np.int32]
+    purchases: npt.NDArray[np.int32]
+    last_ts: npt.NDArray[np.float64]
+    interval_days: npt.NDArray[np.float64]
+
+    @classmethod
+    def empty(cls) -> RepeatPairs:
+        return cls(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0), np.empty(0))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def restrict(self, keep: npt.NDArray[np.bool_]) -> RepeatPairs:
+        """The pairs where ``keep`` (aligned with ``items``) is true."""
+        return RepeatPairs(self.items[keep], self.purchases[keep], self.last_ts[keep], self.interval_days[keep])
+
+    def due(self, now: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(scores, interval ratio ``days since last / typical interval``) at ``now``."""
+        days_since = np.maximum((now - self.last_ts) / DAY, MIN_DAYS_SINCE)
+        ratio = days_since / self.interval_days
+        return np.log1p(self.purchases) * np.minimum(ratio, 1.0 / ratio), ratio
+
+
+def repeat_pairs(events: pl.LazyFrame, config: BuyAgainConfig, *, by: tuple[str, ...] = ("u", "i")) -> pl.DataFrame:
+    """Repeat (customer, item) pairs of an events frame with ``u``/``i``, ``event_type``, ``ts``.
+
+    Columns ``*by, n, last_ts, interval`` sorted by ``by``: distinct purchase
+    days, last purchase time and median gap in days (at least
+    ``MIN_INTERVAL_DAYS``), only pairs with ``n >= min_purchases`` and
+    ``interval <= max_interval_days``. ``by=("i",)`` does one customer.
+    """
+    keys = list(by)
+    return (
+        events.filter((pl.col("event_type") == "purchase") & pl.col("ts").is_not_null())
+        .select(*keys, "ts", (pl.col("ts") // int(DAY)).alias("day"))
+        .group_by(*keys, "day")
+        .agg(pl.col("ts").max())
+        .sort(*keys, "day")
+        .with_columns(pl.col("day").diff().over(keys).alias("gap"))
+        .group_by(*keys)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("ts").max().alias("last_ts"),
+            pl.col("gap").drop_nulls().median().alias("interval"),
+        )
+        .filter(pl.col("n") >= config.min_purchases)
+        .with_columns(pl.col("interval").cast(pl.Float64).clip(lower_bound=MIN_INTERVAL_DAYS))
+        .filter(pl.col("interval") <= config.max_interval_days)
+        .sort(*keys)
+        .collect()
+    )
+
+
+def pairs_from_frame(pairs: pl.DataFrame) -> RepeatPairs:
+    """:class:`RepeatPairs` from one customer's :func:`repeat_pairs` frame."""
+    return RepeatPairs(
+        pairs["i"].to_numpy().astype(np.int32),
+        pairs["n"].to_numpy().astype(np.int32),
+        pairs["last_ts"].to_numpy().astype(np.float64),
+        pairs["interval"].to_numpy().astype(np.float64),
+    )
+
+
 class BuyAgainRetriever(BaseRetriever):
     """A customer's repeat purchases, scored by how due they are at ``now``.
 
@@ -83,26 +155,7 @@ class BuyAgainRetriever(BaseRetriever):
             )
         if cfg.max_interval_days <= 0:
             raise ValueError(f"max_interval_days must be positive, got {cfg.max_interval_days}")
-        pairs = (
-            interactions.events.lazy()
-            .filter((pl.col("event_type") == "purchase") & pl.col("ts").is_not_null())
-            .select("u", "i", "ts", (pl.col("ts") // int(DAY)).alias("day"))
-            .group_by("u", "i", "day")
-            .agg(pl.col("ts").max())
-            .sort("u", "i", "day")
-            .with_columns(pl.col("day").diff().over("u", "i").alias("gap"))
-            .group_by("u", "i")
-            .agg(
-                pl.len().alias("n"),
-                pl.col("ts").max().alias("last_ts"),
-                pl.col("gap").drop_nulls().median().alias("interval"),
-            )
-            .filter(pl.col("n") >= cfg.min_purchases)
-            .with_columns(pl.col("interval").cast(pl.Float64).clip(lower_bound=MIN_INTERVAL_DAYS))
-            .filter(pl.col("interval") <= cfg.max_interval_days)
-            .sort("u", "i")
-            .collect()
-        )
+        pairs = repeat_pairs(interactions.events.lazy(), cfg, by=("u", "i"))
         n_customers = len(interactions.customers)
         u = pairs["u"].to_numpy().astype(np.int64)
         self.indptr_ = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=n_customers))])
@@ -118,6 +171,34 @@ class BuyAgainRetriever(BaseRetriever):
         if u < 0:
             return slice(0, 0)
         return slice(int(self.indptr_[u]), int(self.indptr_[u + 1]))
+
+    def pairs_of(self, customer: str) -> RepeatPairs:
+        """The customer's repeat pairs (empty if unknown or without repeats)."""
+        self._check_fitted()
+        s = self._pairs(customer)
+        return RepeatPairs(
+            self.pair_items_[s], self.purchases_[s], self.last_ts_[s], self.interval_days_[s]
+        )
+
+    def now_or_fitted(self, now: float | None) -> float:
+        """``now``, or the newest training event time (0 without times)."""
+        return self._now(now)
+
+    def drop_customer(self, u: int) -> int:
+        """Delete customer ``u``'s pairs from the learned arrays; returns how many went."""
+        self._check_fitted()
+        lo, hi = int(self.indptr_[u]), int(self.indptr_[u + 1])
+        if hi == lo:
+            return 0
+        keep = np.r_[0:lo, hi : len(self.pair_items_)]
+        indptr = self.indptr_.copy()
+        indptr[u + 1 :] -= hi - lo
+        self.pair_items_ = self.pair_items_[keep]
+        self.purchases_ = self.purchases_[keep]
+        self.last_ts_ = self.last_ts_[keep]
+        self.interval_days_ = self.interval_days_[keep]
+        self.indptr_ = indptr
+        return hi - lo
 
     def _now(self, now: float | None) -> float:
         if now is not None:
