@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
@@ -29,6 +30,45 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("./.clearshelf"))
     database_url: str | None = None
     pseudonym_key: SecretStr | None = None
+
+    # -- HTTP service (``clearshelf serve``) ---------------------------------------
+    # Require an API key (any role) on the public routes too (recommendations,
+    # events, items). Admin and data-rights routes always need one.
+    require_key_public: bool = False
+    # Token bucket per client (API key, else client address), per worker process:
+    # ``rate_limit_per_second`` sustained, ``rate_limit_burst`` at once; 0 disables.
+    rate_limit_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # Largest request body accepted (bytes) and largest POST /events batch (rows).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_events_per_batch: int = Field(default=1000, ge=1, le=100_000)
+    # How often each worker checks for a new active model, a new thresholds
+    # version, new events, erasures and consent changes made by other workers.
+    sync_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Nightly fairness audit, "HH:MM" in UTC; empty disables it. Runs once per
+    # day across all workers (a database lease).
+    audit_time: str = "02:00"
+    # Training from the service (POST /admin/train): include the text-embedding
+    # source (slower; needs the bundled sentence-transformers model).
+    train_content: bool = True
+    train_keep: int = Field(default=5, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Set by `clearshelf serve --workers N` (prometheus-client's own variable):
+    # where every worker writes its metric samples for /metrics to aggregate.
+    prometheus_multiproc_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+
+    @field_validator("audit_time")
+    @classmethod
+    def _check_audit_time(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        hh, sep, mm = value.partition(":")
+        if not (sep and hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            raise ValueError(
+                f"CLEARSHELF_AUDIT_TIME must be HH:MM in UTC such as 02:00, or empty to disable; got {value!r}"
+            )
+        return f"{int(hh):02d}:{int(mm):02d}"
 
     @property
     def resolved_home(self) -> Path:

@@ -1,0 +1,137 @@
+"""Dependencies of the routes, as ``Annotated`` aliases that tests can override.
+
+``app.dependency_overrides[get_state] = ...`` and friends replace any of them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from api.auth import KeyVerifier, Principal
+from api.errors import ApiProblem
+from api.settings import Settings
+from api.state import LoadedModel, ServingState
+from recsys.data.store import Store
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key from `clearshelf keys create --role ...`."
+)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_state(request: Request) -> ServingState:
+    return request.app.state.serving  # type: ignore[no-any-return]
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.serving.store  # type: ignore[no-any-return]
+
+
+def get_verifier(request: Request) -> KeyVerifier:
+    return request.app.state.verifier  # type: ignore[no-any-return]
+
+
+def get_jobs(request: Request) -> Any:
+    return request.app.state.jobs
+
+
+def get_train_config(request: Request) -> Any:
+    """The RecommenderConfig used by POST /admin/train (tests override it with a small one)."""
+    from dataclasses import replace
+
+    from recsys.recommender import RecommenderConfig
+
+    settings: Settings = request.app.state.settings
+    config = RecommenderConfig()
+    if not settings.train_content:
+        config = replace(config, content=None)
+    return config
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StateDep = Annotated[ServingState, Depends(get_state)]
+StoreDep = Annotated[Store, Depends(get_store)]
+JobsDep = Annotated[Any, Depends(get_jobs)]
+TrainConfigDep = Annotated[Any, Depends(get_train_config)]
+
+
+def current_model(state: StateDep) -> LoadedModel:
+    loaded = state.current
+    if loaded is None:
+        raise ApiProblem(
+            503, "No model loaded",
+            "no active model is loaded yet: train one (`clearshelf train` or POST /admin/train)",
+            slug="no-model",
+        )
+    return loaded
+
+
+ModelDep = Annotated[LoadedModel, Depends(current_model)]
+
+
+def _principal(request: Request, key: str | None, verifier: KeyVerifier) -> Principal | None:
+    if not key:
+        return None
+    principal = verifier.verify(key)
+    if principal is None:
+        raise ApiProblem(
+            401, "Unauthorised",
+            "the X-API-Key is unknown or revoked: create one with `clearshelf keys create --role ...`",
+            slug="unauthorised", headers={"WWW-Authenticate": "ApiKey"},
+        )
+    request.scope.setdefault("state", {})["key_id"] = principal.key_id
+    return principal
+
+
+def require_roles(*roles: str) -> Any:
+    """A dependency that needs a valid key with one of ``roles`` (401 without a key, 403 with another role)."""
+
+    def dependency(
+        request: Request,
+        verifier: Annotated[KeyVerifier, Depends(get_verifier)],
+        key: Annotated[str | None, Security(api_key_header)] = None,
+    ) -> Principal:
+        principal = _principal(request, key, verifier)
+        if principal is None:
+            raise ApiProblem(
+                401, "Unauthorised",
+                f"this route needs an API key with role {' or '.join(roles)} in the X-API-Key header",
+                slug="unauthorised", headers={"WWW-Authenticate": "ApiKey"},
+            )
+        if principal.role not in roles:
+            raise ApiProblem(
+                403, "Forbidden",
+                f"key {principal.key_id} has role {principal.role}; this route needs {' or '.join(roles)}",
+                slug="forbidden",
+            )
+        return principal
+
+    return dependency
+
+
+def public_access(
+    request: Request,
+    settings: SettingsDep,
+    verifier: Annotated[KeyVerifier, Depends(get_verifier)],
+    key: Annotated[str | None, Security(api_key_header)] = None,
+) -> Principal | None:
+    """Public routes: a key is optional unless ``require_key_public`` is set; a bad key is always 401."""
+    principal = _principal(request, key, verifier)
+    if principal is None and settings.require_key_public:
+        raise ApiProblem(
+            401, "Unauthorised",
+            "this service requires an API key (any role) in the X-API-Key header on every route",
+            slug="unauthorised", headers={"WWW-Authenticate": "ApiKey"},
+        )
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+PrivacyDep = Annotated[Principal, Depends(require_roles("privacy", "admin"))]
+PublicDep = Annotated[Principal | None, Depends(public_access)]
