@@ -38,8 +38,31 @@ class PolicySettings(BaseModel):
         return ServingPolicy(min_score=self.min_score, rerank_strength=self.rerank_strength)
 
 
+class MetricLimits(BaseModel):
+    """Limits for one metric; ``None`` switches that rule off for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio_min: float | None = Field(default=None, gt=0.0, le=1.0)
+    difference_max: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+def _default_limits() -> dict[str, MetricLimits]:
+    # Shares and levels near 0 make a ratio meaningless (0.01 vs 0.02 is "half"),
+    # so the properties are judged on the absolute difference only.
+    names = ("cold_start_share", "popularity", "private_label_share", "price_level", "category_diversity")
+    return {n: MetricLimits(ratio_min=None, difference_max=0.05) for n in names}
+
+
 class AuditSettings(BaseModel):
-    """Limits the audit judges each metric's group gap against."""
+    """Limits the audit judges each metric's group gap against.
+
+    ``ratio_min``/``difference_max`` apply to every metric not named in
+    ``limits`` (metric names without their ``@k``; ``reason:*`` metrics use
+    the difference rule only). Only metrics in ``judged`` count towards a
+    report's overall status; the others are reported with a status for
+    information.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +81,22 @@ class AuditSettings(BaseModel):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="bootstrap interval level")
     resamples: int = Field(default=1000, ge=500, le=20_000, description="bootstrap resamples")
     k: int = Field(default=10, ge=1, le=100, description="list length the audit judges")
+    limits: dict[str, MetricLimits] = Field(default_factory=_default_limits)
+    judged: tuple[str, ...] = Field(
+        default=("ndcg", "recall", "hr", "cold_start_share"),
+        description="metrics (without @k) whose status makes the report's status",
+    )
+
+    def limits_for(self, metric: str) -> MetricLimits:
+        base = metric.split("@", 1)[0]
+        if base in self.limits:
+            return self.limits[base]
+        if base.startswith("reason:"):
+            return MetricLimits(ratio_min=None, difference_max=self.difference_max)
+        return MetricLimits(ratio_min=self.ratio_min, difference_max=self.difference_max)
+
+    def is_judged(self, metric: str) -> bool:
+        return metric.split("@", 1)[0] in self.judged
 
 
 class ThresholdSettings(BaseModel):
