@@ -16,8 +16,11 @@ from recsys.evaluation.baselines import BASELINE_NAMES, baseline_models, tune_ba
 from recsys.evaluation.models import ClearshelfModel
 from recsys.evaluation.report import export_result_recs, write_results
 from recsys.evaluation.runner import EvaluationResult, compare, evaluate_models
-from recsys.evaluation.splits import SplitConfig, make_split, normalise_events
+from recsys.evaluation.splits import Split, SplitConfig, make_split, normalise_events
 from recsys.recommender import RecommenderConfig
+
+# called with (clearshelf's fitted Recommender, the split, the result)
+AfterFit = Callable[[Any, Split, EvaluationResult], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,15 @@ def run_evaluation(
     out: Path | None = None,
     export_dir: Path | None = None,
     say: Callable[[str], None] | None = None,
+    after_fit: AfterFit | None = None,
 ) -> tuple[EvaluationResult, dict[str, Any]]:
-    """Split, tune the baselines on a validation part of train, fit all, score on test."""
+    """Split, tune the baselines on a validation part of train, fit all, score on test.
+
+    ``after_fit(model, split, result)``, if given, runs once every model is
+    scored, with clearshelf's fitted :class:`~recsys.recommender.Recommender`;
+    its dict goes into the results JSON under ``"explanations"`` (the
+    explanations' faithfulness check; recsys does not import who provides it).
+    """
     say = say or (lambda _m: None)
     ev = normalise_events(events)
     split = make_split(ev, SplitConfig(kind=job.split, test_fraction=job.test_fraction, seed=job.seed))
@@ -62,13 +72,21 @@ def run_evaluation(
         params = {n: {} for n in job.baselines}
     mode: Literal["repeats", "discovery"] = "discovery" if job.discovery else "repeats"
     config = replace(job.config, mode=mode, seed=job.seed)
-    models: dict[str, Any] = {"clearshelf": lambda: ClearshelfModel(config)}
+    fitted: list[ClearshelfModel] = []
+
+    def clearshelf() -> ClearshelfModel:
+        fitted.append(ClearshelfModel(config))
+        return fitted[-1]
+
+    models: dict[str, Any] = {"clearshelf": clearshelf}
     models.update(baseline_models(params, seed=job.seed))
     result = evaluate_models(
         split, models, k=job.k, discovery=job.discovery, catalog=catalog, progress=say,
     )
     comparison = compare(result, "clearshelf")
-    extra = {"tuned": job.tune, "baseline_params": params}
+    extra: dict[str, Any] = {"tuned": job.tune, "baseline_params": params}
+    if after_fit is not None:
+        extra["explanations"] = after_fit(fitted[-1].model_, split, result)
     if out is not None:
         write_results(
             result, out, dataset=job.dataset, split=split, k=job.k, seed=job.seed,
@@ -76,7 +94,9 @@ def run_evaluation(
         )
     if export_dir is not None:
         export_result_recs(result, export_dir)
-    return result, {"comparison": comparison, "tuning": tuning, "params": params}
+    return result, {
+        "comparison": comparison, "tuning": tuning, "params": params, "explanations": extra.get("explanations"),
+    }
 
 
 def dataset_hierarchy(name: str) -> tuple[str | None, str | None]:
