@@ -1,0 +1,339 @@
+"""Evidence: the facts behind a recommended item, per feature group.
+
+For one (customer, item) and one feature group, :class:`EvidenceFinder`
+returns the candidate reasons that group can support, most specific first,
+each with its evidence (:class:`Evidence`):
+
+- ``copurchase``: the history items whose co-purchase similarity adds most to
+  the item's co-purchase score (``CoPurchaseRetriever.contributions``);
+- ``als``: the history items with the largest share of the item's folded-in
+  ALS score (``AlsRetriever.explain``, Hu et al. section 5);
+- ``ease``: the history items with the largest ``x_j * B_ji``;
+- ``content``: the history items whose text is most similar to the item's;
+- ``buy_again``: the customer's own purchase interval of the item;
+- ``category``: the customer's share of the item's category (and whether the
+  item is new), with the history items in that category;
+- ``popularity``: the item's trend and popularity figures.
+
+History items are only ever cited with a positive contribution; nothing here
+reads customer attributes. Unknown customers get no evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import scipy.sparse as sp
+
+from recsys.ranking.features import FEATURE_INDEX
+
+Role = Literal["history", "recommended"]
+Interaction = Literal["purchase", "rating", "cart", "view"]
+
+# strongest kind of interaction first; the code is stored per (customer, item)
+_KIND_CODES: Final[dict[str, int]] = {"view": 1, "cart": 2, "rating": 3, "purchase": 4}
+_KIND_NAMES: Final[dict[int, Interaction]] = {1: "view", 2: "cart", 3: "rating", 4: "purchase"}
+
+# reason types whose text cites one history item (the counterfactual check applies)
+HISTORY_CITING: Final[frozenset[str]] = frozenset({"bought_together", "because_you_bought", "goes_with", "similar_to"})
+# which retriever's score each history-citing reason's contributions refer to
+SOURCE_OF: Final[dict[str, str]] = {
+    "bought_together": "copurchase", "because_you_bought": "als", "goes_with": "ease", "similar_to": "content",
+}
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One item a reason rests on.
+
+    ``role="history"``: an item the customer interacted with (``interaction``
+    is the strongest kind seen, None if unknown) and ``contribution`` its
+    share of the cited score; ``role="recommended"``: the recommended item
+    itself, with its figures.
+    """
+
+    item: int
+    item_id: str
+    title: str | None
+    role: Role
+    interaction: Interaction | None = None
+    contribution: float | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"item_id": self.item_id, "title": self.title, "role": self.role}
+        if self.interaction is not None:
+            out["interaction"] = self.interaction
+        if self.contribution is not None:
+            out["contribution"] = self.contribution
+        out.update(self.figures)
+        return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A candidate reason: its type, the group backing it, its evidence and template values."""
+
+    reason_type: str
+    group: str
+    items: tuple[EvidenceItem, ...]
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cites_history(self) -> bool:
+        return self.reason_type in HISTORY_CITING
+
+    @property
+    def cited(self) -> EvidenceItem | None:
+        """The history item named in the text (the first), if the reason cites one."""
+        return self.items[0] if self.cites_history and self.items else None
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """Thresholds for the reasons that are not about a single history item.
+
+    - ``max_items``: history items listed as evidence per reason.
+    - ``min_category_share``: "which you often buy" needs at least this share
+      of the customer's interaction weight in the category.
+    - ``new_item_days``: "New in ..." for items first sold at most this long ago.
+    - ``trend_min``: "Trending ..." needs the trend ratio at least this high
+      and ``trend_min_customers`` buyers in the trend window.
+    - ``popular_top``: "Popular in {category}" / "Popular right now" need the
+      item in the top this many of its category / of the whole catalog.
+    """
+
+    max_items: int = 3
+    min_category_share: float = 0.15
+    new_item_days: float = 30.0
+    trend_min: float = 1.25
+    trend_min_customers: int = 3
+    popular_top: int = 20
+
+
+class EvidenceFinder:
+    """Looks up evidence in a fitted recommender's serving stage (read at call time)."""
+
+    def __init__(self, model: Any, config: EvidenceConfig = EvidenceConfig()) -> None:
+        self.model = model
+        self.config = config
+        self._kinds_for: Any = None
+        self._kinds: sp.csr_matrix | None = None
+        self._catalog_for: Any = None
+
+    # -- lookups cached per serving stage --
+
+    @property
+    def stage(self) -> Any:
+        return self.model.stage_
+
+    def _catalog(self) -> None:
+        inter = self.stage.interactions
+        if self._catalog_for is inter:
+            return
+        cat = inter.catalog
+        self._titles = np.asarray(cat["title"].to_list() if "title" in cat.columns else [None] * cat.height, dtype=object)
+        cats = cat["category"].to_list() if "category" in cat.columns else [None] * cat.height
+        self._categories = np.asarray(cats, dtype=object)
+        self._ids = inter.items.ids
+        pop = self.stage.retrievers["popularity"]
+        order = np.lexsort((np.arange(len(pop.scores_)), -np.asarray(pop.scores_)))
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(1, len(order) + 1)
+        self._pop_rank = rank
+        self._catalog_for = inter
+
+    def kinds(self) -> sp.csr_matrix:
+        """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""
+        inter = self.stage.interactions
+        if self._kinds_for is not inter or self._kinds is None:
+            ev = inter.events.select(
+                "u", "i", pl.col("event_type").replace_strict(_KIND_CODES, default=0, return_dtype=pl.Int8).alias("k")
+            )
+            agg = ev.group_by("u", "i").agg(pl.col("k").max()).filter(pl.col("k") > 0)
+            self._kinds = sp.csr_matrix(
+                (agg["k"].to_numpy().astype(np.int8), (agg["u"].to_numpy(), agg["i"].to_numpy())),
+                shape=inter.shape,
+            )
+            self._kinds_for = inter
+        return self._kinds
+
+    def interaction(self, u: int, item: int) -> Interaction | None:
+        kinds = self.kinds()
+        if u < 0 or u >= kinds.shape[0]:
+            return None
+        lo, hi = kinds.indptr[u], kinds.indptr[u + 1]
+        pos = np.searchsorted(kinds.indices[lo:hi], item)
+        if pos < hi - lo and kinds.indices[lo + pos] == item:
+            return _KIND_NAMES.get(int(kinds.data[lo + pos]))
+        return None
+
+    def title(self, item: int) -> str | None:
+        self._catalog()
+        t = self._titles[item]
+        return None if t is None else str(t)
+
+    def item_id(self, item: int) -> str:
+        self._catalog()
+        return str(self._ids[item])
+
+    def category(self, item: int) -> str | None:
+        self._catalog()
+        c = self._categories[item]
+        return None if c is None else str(c)
+
+    def _history_item(self, u: int, item: int, contribution: float | None, **figures: Any) -> EvidenceItem:
+        return EvidenceItem(
+            item=int(item), item_id=self.item_id(item), title=self.title(item), role="history",
+            interaction=self.interaction(u, item), contribution=contribution, figures=figures,
+        )
+
+    def _recommended(self, item: int, **figures: Any) -> EvidenceItem:
+        return EvidenceItem(item=int(item), item_id=self.item_id(item), title=self.title(item), role="recommended", figures=figures)
+
+    # -- per group --
+
+    def candidates(
+        self,
+        group: str,
+        customer: str,
+        item: int,
+        features: npt.NDArray[np.float32],
+        *,
+        row: sp.csr_matrix | None = None,
+        now: float | None = None,
+    ) -> list[Evidence]:
+        """Candidate reasons group ``group`` supports for ``item``, most specific first ([] if none).
+
+        ``row`` is the customer's history row as the model serves it
+        (``Recommender.history_row``, live events included; default: the
+        stored one). ``features`` is the item's ranker feature row.
+        """
+        finder = getattr(self, f"_{group}", None)
+        if finder is None:
+            return []
+        u = self.stage.interactions.customers.index(customer)
+        if row is None:
+            row = self.model.history_row(customer)
+        if row.nnz == 0 and group != "popularity":
+            return []
+        return finder(customer, u, row, int(item), features, now)
+
+    def _history_citing(self, reason: str, source: str, pairs: list[tuple[int, float]], u: int, item: int) -> list[Evidence]:
+        positive = [(j, v) for j, v in pairs if v > 0 and j != item][: self.config.max_items]
+        if not positive:
+            return []
+        key = "similarity" if source == "content" else None
+        items = tuple(
+            self._history_item(u, j, float(v), **({key: float(v)} if key else {}), source=source) for j, v in positive
+        )
+        return [Evidence(reason, SOURCE_OF[reason], items)]
+
+    def _copurchase(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        r = self.stage.retrievers.get("copurchase")
+        if r is None:
+            return []
+        return self._history_citing("bought_together", "copurchase", r.contributions(row, item), u, item)
+
+    def _als(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        r = self.stage.retrievers.get("als")
+        if r is None:
+            return []
+        return self._history_citing("because_you_bought", "als", r.explain(row, item), u, item)
+
+    def _ease(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        r = self.stage.retrievers.get("ease")
+        if r is None:
+            return []
+        return self._history_citing("goes_with", "ease", r.contributions(row, item), u, item)
+
+    def _content(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        r = self.stage.retrievers.get("content")
+        if r is None:
+            return []
+        pairs = [(e.item, e.similarity) for e in r.evidence(row, item, k=self.config.max_items)]
+        return self._history_citing("similar_to", "content", pairs, u, item)
+
+    def _buy_again(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        r = self.stage.retrievers.get("buy_again")
+        if r is None:
+            return []
+        ev = r.evidence(customer, item, now=now)
+        if ev is None:
+            return []
+        n = max(1, round(float(ev["typical_interval_days"])))
+        figures = {
+            "purchases": int(ev["purchases"]),
+            "typical_interval_days": float(ev["typical_interval_days"]),
+            "days_since_last": float(ev["days_since_last"]),
+            "interval_ratio": float(ev["interval_ratio"]),
+            "due_score": float(ev["score"]),
+        }
+        return [Evidence("buy_again", "buy_again", (self._history_item(u, item, None, **figures),), {"n": n})]
+
+    def _category(
+        self, customer: str, u: int, row: Any, item: int, features: npt.NDArray[np.float32], now: Any
+    ) -> list[Evidence]:
+        name = self.category(item)
+        if name is None:
+            return []
+        share = float(features[FEATURE_INDEX["category_share"]])
+        if not share >= self.config.min_category_share:
+            return []
+        inter = self.stage.interactions
+        hist, w = row.indices, row.data
+        self._catalog()
+        same = np.flatnonzero(self._categories[hist] == name)
+        same = same[np.lexsort((hist[same], -w[same]))][: self.config.max_items]
+        items = tuple(self._history_item(u, int(hist[j]), None, weight=float(w[j])) for j in same)
+        if not items:
+            return []
+        values = {"category": name}
+        age = float(features[FEATURE_INDEX["item_age_days"]])
+        out = []
+        if inter.now is not None and age <= self.config.new_item_days:
+            rec = self._recommended(item, category=name, category_share=share, item_age_days=age)
+            out.append(Evidence("new_in_category", "category", (rec, *items), values))
+        rec = self._recommended(item, category=name, category_share=share)
+        out.append(Evidence("category_affinity", "category", (rec, *items), values))
+        return out
+
+    def _popularity(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
+        pop = self.stage.retrievers["popularity"]
+        s = pop.item_stats(item)
+        self._catalog()
+        rank = int(self._pop_rank[item])
+        cat = self.category(item)
+        figures = {
+            "recent_customers": s["recent_count"], "customers_all_time": s["count"],
+            "trend_ratio": s["trend_ratio"], "trend_window_days": s["trend_window_days"],
+            "category_rank": s["category_rank"], "popularity_rank": rank,
+        }
+        rec = (self._recommended(item, **figures),)
+        c = self.config
+        out = []
+        if (
+            cat is not None and s["timed"] and s["trend_ratio"] >= c.trend_min
+            and s["trend_recent_count"] >= c.trend_min_customers
+        ):
+            out.append(Evidence("trending", "popularity", rec, {"category": cat}))
+        if cat is not None and s["category_rank"] <= c.popular_top and s["recent_count"] > 0:
+            out.append(Evidence("popular_in_category", "popularity", rec, {"category": cat}))
+        if rank <= c.popular_top and s["recent_count"] > 0:
+            out.append(Evidence("popular", "popularity", rec))
+        return out
+
+    def popular(self, item: int) -> Evidence:
+        """Evidence of a cold-start / not-personalised item: it was chosen for its popularity."""
+        pop = self.stage.retrievers["popularity"]
+        s = pop.item_stats(item)
+        self._catalog()
+        figures = {
+            "recent_customers": s["recent_count"], "customers_all_time": s["count"],
+            "popularity_rank": int(self._pop_rank[item]), "category_rank": s["category_rank"],
+        }
+        return Evidence("popular", "popularity", (self._recommended(item, **figures),))

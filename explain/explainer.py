@@ -1,0 +1,196 @@
+"""The Explainer: ranked list in, one explanation per item out.
+
+Per ranked list: one TreeSHAP call for the ranker-scored rows (attributions,
+additivity checked on each), then per item the reason backed by the strongest
+positive feature group whose evidence exists and passes the rules, rendered
+from the template file. Items no ranker scored (cold start, not personalised,
+the popular fallback) get the honest "Popular right now" and no attributions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explain.attributions import ADDITIVITY_TOLERANCE, Attribution, attribute_rows
+from explain.errors import (
+    ERR_FEATURES_MISMATCH,
+    ERR_MODEL_MISMATCH,
+    ModelMismatchError,
+    UntruthfulReasonError,
+)
+from explain.evidence import Evidence, EvidenceConfig, EvidenceFinder
+from explain.reasons import FALLBACK, Reason, choose
+from explain.rules import violations
+from explain.templates import Templates
+
+logger = logging.getLogger("explain")
+
+
+@dataclass(frozen=True)
+class ExplainerConfig:
+    """How explanations are made.
+
+    - ``templates``: the template file (None: the bundled English one).
+    - ``sensitive``: attribute names no reason text may contain (added to the
+      built-in list of sensitive and other-customer words).
+    - ``evidence``: thresholds of the non-history reasons.
+    - ``additivity_tolerance``: absolute error above which an item's
+      attribution counts as an additivity failure (logged and counted).
+    - ``strict``: raise :class:`~explain.errors.UntruthfulReasonError` instead
+      of skipping a candidate reason that breaks a rule (for tests and audits).
+    """
+
+    templates: str | None = None
+    sensitive: tuple[str, ...] = ()
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    additivity_tolerance: float = ADDITIVITY_TOLERANCE
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class ItemExplanation:
+    """Why one item was recommended: the reason shown and the ranker's attribution."""
+
+    item_id: str
+    index: int
+    rank: int
+    reason: Reason
+    attributions: Attribution | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"reason": {type, text, evidence, verified}, "attributions": {...} | None}``."""
+        return {
+            "reason": self.reason.as_dict(),
+            "attributions": None if self.attributions is None else self.attributions.as_dict(),
+        }
+
+
+class Explainer:
+    """Explains a fitted :class:`~recsys.recommender.Recommender`'s ranked lists.
+
+    Cheap to build (the template file is read and checked; lookups are built
+    on first use). ``additivity_failures``, ``rule_violations`` and
+    ``max_additivity_error`` count over the explainer's life; each failure is
+    also logged. Safe to share between threads.
+    """
+
+    def __init__(self, model: Any, config: ExplainerConfig = ExplainerConfig()) -> None:
+        if not hasattr(model, "ranker_"):
+            from recsys.errors import NotFittedError
+
+            raise NotFittedError("Recommender")
+        self.model = model
+        self.config = config
+        self.templates = Templates.load(
+            Path(config.templates) if config.templates else None, sensitive=config.sensitive
+        )
+        self.finder = EvidenceFinder(model, config.evidence)
+        self.additivity_failures = 0
+        self.rule_violations = 0
+        self.explained = 0
+        self.max_additivity_error = 0.0
+        self._lock = threading.Lock()
+
+    def explain(self, ranked: Any, *, now: float | None = None) -> tuple[ItemExplanation, ...]:
+        """One :class:`ItemExplanation` per item of ``ranked`` (a RankedList), in order.
+
+        ``now`` (epoch s) is the time the list was made for (buy-again
+        intervals); default: the newest event in the model's data. Raises
+        :class:`~explain.errors.ModelMismatchError` if another model ranked the list.
+        """
+        model = self.model
+        if ranked.model_version != model.version_:
+            raise ModelMismatchError(ERR_MODEL_MISMATCH.format(ranked=ranked.model_version, model=model.version_))
+        names = tuple(ranked.feature_names)
+        if names != tuple(model.ranker_.feature_names_):
+            raise ModelMismatchError(ERR_FEATURES_MISMATCH.format(got=names, want=model.ranker_.feature_names_))
+        items = ranked.items
+        if not items:
+            return ()
+        scored = [j for j, it in enumerate(items) if ranked.status == "known" and it.features.any()]
+        attributions: dict[int, Attribution] = {}
+        if scored:
+            feats = np.stack([items[j].features for j in scored])
+            rows = attribute_rows(model.ranker_, feats, [items[j].score for j in scored], feature_names=names)
+            attributions = dict(zip(scored, rows, strict=True))
+            self._check_additivity(ranked, attributions)
+        row = model.history_row(ranked.customer) if attributions else None
+        history: Collection[int] = frozenset(row.indices.tolist()) if row is not None else frozenset()
+        out = []
+        for j, it in enumerate(items):
+            attr = attributions.get(j)
+            reason = self._reason(ranked.customer, row, it, attr, history, now) if attr else self._popular(it)
+            out.append(ItemExplanation(it.item_id, it.index, it.rank, reason, attr))
+        with self._lock:
+            self.explained += len(items)
+        return tuple(out)
+
+    # -- internals --
+
+    def _check_additivity(self, ranked: Any, attributions: dict[int, Attribution]) -> None:
+        worst = max(a.additivity_error for a in attributions.values())
+        failed = [(j, a) for j, a in attributions.items() if not a.additivity_error <= self.config.additivity_tolerance]
+        with self._lock:
+            self.max_additivity_error = max(self.max_additivity_error, worst)
+            self.additivity_failures += len(failed)
+        for j, a in failed:
+            logger.warning(
+                "additivity failure: item %s of model %s: base %.9g + contributions %.9g = %.9g, score %.9g (error %.3g > %.3g)",
+                ranked.items[j].item_id, ranked.model_version, a.base_value, sum(c.shap for c in a.contributions),
+                a.base_value + sum(c.shap for c in a.contributions), a.score, a.additivity_error,
+                self.config.additivity_tolerance,
+            )
+
+    def _violation(self, ev: Evidence, problems: list[str]) -> None:
+        with self._lock:
+            self.rule_violations += 1
+        message = f"reason {ev.reason_type} rejected: {'; '.join(problems)}"
+        logger.warning(message)
+        if self.config.strict:
+            raise UntruthfulReasonError(message)
+
+    def _reason(
+        self, customer: str, row: Any, it: Any, attr: Attribution, history: Collection[int], now: float | None
+    ) -> Reason:
+        def candidates(group: str) -> list[Evidence]:
+            return self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
+
+        ev, shap = choose(attr.by_group(), candidates, history=history, on_violation=self._violation)
+        if ev is None:
+            text = self.templates.render(FALLBACK, {})
+            return Reason(FALLBACK, text, (), False, None, None, False)
+        return self._render(ev, shap, verified=True)
+
+    def _render(self, ev: Evidence, shap: float | None, *, verified: bool) -> Reason:
+        values = dict(ev.values)
+        cited = ev.cited
+        interaction = None
+        if cited is not None:
+            values["item"] = cited.title or cited.item_id
+            interaction = cited.interaction
+        text = self.templates.render(ev.reason_type, values, interaction=interaction)
+        return Reason(ev.reason_type, text, ev.items, verified, ev.group, shap, ev.cites_history)
+
+    def _popular(self, it: Any) -> Reason:
+        ev = self.finder.popular(it.index)
+        problems = violations(ev, history=(), group_shap=None)
+        if problems:  # cannot happen for popularity evidence; kept as a guard
+            self._violation(ev, problems)
+        return self._render(ev, None, verified="popularity" in it.sources and not problems)
+
+    def counters(self) -> dict[str, float | int]:
+        """The explainer's counters (for logs, metrics and the evaluation report)."""
+        with self._lock:
+            return {
+                "explained": self.explained,
+                "additivity_failures": self.additivity_failures,
+                "max_additivity_error": self.max_additivity_error,
+                "rule_violations": self.rule_violations,
+            }

@@ -1,0 +1,84 @@
+"""Choosing the reason shown for an item.
+
+The reason is backed by the feature group with the largest positive summed
+SHAP contribution whose evidence exists and passes the truthfulness rules
+(:mod:`explain.rules`); ties between groups break by :data:`GROUP_ORDER`.
+Groups that cannot be put into words for a shopper (price, activity, the
+number of sources) never back a reason. When no group qualifies, the item
+gets the ``picked_for_you`` reason, marked unverified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from explain.evidence import Evidence, EvidenceItem
+from explain.rules import violations
+
+# reason-backing groups, most specific first (the tie-break)
+GROUP_ORDER: Final[tuple[str, ...]] = ("buy_again", "copurchase", "als", "ease", "content", "category", "popularity")
+FALLBACK: Final[str] = "picked_for_you"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The reason shown for one item.
+
+    ``verified``: the reason's group raises the ranker's score and its
+    evidence passed every truthfulness rule (for cold-start items: the item
+    was indeed chosen for its popularity). ``group_shap`` is None when no
+    ranker scored the item.
+    """
+
+    type: str
+    text: str
+    evidence: tuple[EvidenceItem, ...]
+    verified: bool
+    group: str | None = None
+    group_shap: float | None = None
+    cites_history: bool = False
+
+    @property
+    def cited(self) -> EvidenceItem | None:
+        """The history item the text names, if any."""
+        return self.evidence[0] if self.cites_history and self.evidence else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "text": self.text,
+            "evidence": [e.as_dict() for e in self.evidence],
+            "verified": self.verified,
+        }
+
+
+def rank_groups(group_shap: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Reason-backing groups with a positive summed SHAP, largest first (ties: :data:`GROUP_ORDER`)."""
+    positive = [(g, float(group_shap[g])) for g in GROUP_ORDER if g in group_shap and group_shap[g] > 0]
+    return sorted(positive, key=lambda gs: (-gs[1], GROUP_ORDER.index(gs[0])))
+
+
+def choose(
+    group_shap: Mapping[str, float],
+    candidates: Callable[[str], Sequence[Evidence]],
+    *,
+    history: Collection[int],
+    on_violation: Callable[[Evidence, list[str]], None] | None = None,
+) -> tuple[Evidence | None, float | None]:
+    """The first candidate reason, in group order, that breaks no rule; ``(None, None)`` if none.
+
+    ``candidates(group)`` gives a group's candidate reasons (evaluated
+    lazily, so only the groups tried cost anything). A candidate that breaks
+    a rule is reported to ``on_violation`` and skipped.
+    """
+    for group, shap in rank_groups(group_shap):
+        for ev in candidates(group):
+            problems = violations(ev, history=history, group_shap=shap)
+            if problems:
+                if on_violation is not None:
+                    on_violation(ev, problems)
+                continue
+            return ev, shap
+    return None, None
