@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from prometheus_client import disable_created_metrics
+from prometheus_client import (
+    REGISTRY as DEFAULT_REGISTRY,
+)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 disable_created_metrics()  # the *_created series double the exposition for no use here
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
