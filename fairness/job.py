@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from fairness.store import ReportRepository
 from fairness.thresholds import ThresholdRepository
 from recsys.data import schema
 from recsys.data.store import Store
-from recsys.recommender import Recommender
+from recsys.recommender import Recommender, RecommenderConfig
 from recsys.training import flatten_catalog
 
 _PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -151,18 +151,20 @@ def run_audit(
     export_outcomes: Path | None = None,
     now: datetime | None = None,
     lock: bool = True,
+    without_content: bool = False,
 ) -> AuditResult:
     """Audit the store's data now and store the report (DB row, JSON + HTML under ``home/reports``).
 
     The audit model is trained on the store's events up to the cutoff with
     the active bundle's configuration (or ``config.recommender``, or the
     defaults); ``model`` skips that (it must not have seen events after the
-    cutoff). ``model_version`` in the report is the active serving model.
+    cutoff). ``without_content`` drops the text-embedding source from the
+    audit model (faster). ``model_version`` in the report is the active serving model.
     Sensitive attributes default to those declared in the store.
     """
     if not lock:
         return _run(store, home, model=model, config=config, reasons=reasons, progress=progress,
-                    export_outcomes=export_outcomes, now=now)
+                    export_outcomes=export_outcomes, now=now, without_content=without_content)
     with audit_lock(store) as acquired:
         if not acquired:
             held = lock_holder(store)
@@ -171,12 +173,12 @@ def run_audit(
                 f"{held['holder'] if held else 'another process'}); wait for it to finish or retry later"
             )
         return _run(store, home, model=model, config=config, reasons=reasons, progress=progress,
-                    export_outcomes=export_outcomes, now=now)
+                    export_outcomes=export_outcomes, now=now, without_content=without_content)
 
 
 def _run(
     store: Store, home: Path, *, model: Recommender | None, config: AuditConfig, reasons: ReasonFactory | None,
-    progress: Progress | None, export_outcomes: Path | None, now: datetime | None,
+    progress: Progress | None, export_outcomes: Path | None, now: datetime | None, without_content: bool,
 ) -> AuditResult:
     from recsys.bundle import ModelRegistry
     from recsys.errors import BundleError
@@ -184,12 +186,19 @@ def _run(
     home = Path(home)
     registry = ModelRegistry(home / "models")
     serving_version = registry.active_version() if (home / "models").is_dir() else None
-    if config.recommender is None and model is None and serving_version is not None:
-        try:
-            serving, _ = registry.load(serving_version)
-            config = replace(config, recommender=serving.config)
-        except BundleError:
-            pass
+    if config.recommender is None and model is None:
+        rc = RecommenderConfig()
+        if serving_version is not None:
+            with suppress(BundleError):
+                rc = registry.load(serving_version)[0].config
+        config = replace(config, recommender=rc)
+    if config.recommender is not None:
+        rc = config.recommender
+        if without_content:
+            rc = replace(rc, content=None)
+        elif rc.content is not None and rc.content.cache_dir is None:
+            rc = replace(rc, content=replace(rc.content, cache_dir=str(home / "embeddings")))
+        config = replace(config, recommender=rc)
     if config.sensitive is None:
         config = replace(config, sensitive=store.sensitive_attributes())
     thresholds = ThresholdRepository(store).current()
