@@ -287,7 +287,11 @@ def train_command(
     if no_content:
         config = replace(config, content=None)
     with progress_bar() as progress:
-        info = train_from_store(store, settings.resolved_home, config=config, keep=keep, progress=progress)
+        from explain.summary import bundle_files
+
+        info = train_from_store(
+            store, settings.resolved_home, config=config, keep=keep, progress=progress, extra_files=bundle_files
+        )
     m, d = info.manifest["metrics"], info.manifest["data"]
     console.print(
         f"trained model {info.version} in {m['train_seconds']:.1f} s on {d['events']:,} events, "
@@ -295,15 +299,17 @@ def train_command(
     )
 
 
-@app.command("recommend", epilog="Example: clearshelf recommend C00042 --k 10")
+@app.command("recommend", epilog="Examples: clearshelf recommend C00042 --k 10\n\nclearshelf recommend C00042 --k 10 --explain")
 @user_errors
 def recommend_command(
     customer_id: Annotated[str, typer.Argument(help="The customer's id as the retailer knows it (pseudonymised before lookup).")],
     k: Annotated[int, typer.Option(min=1, max=100, help="How many items.")] = 10,
     category: Annotated[str | None, typer.Option(help="Only items of this category.")] = None,
     max_price: Annotated[float | None, typer.Option(min=0, help="Only items at or below this price.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each item's reason and its top SHAP contributions.")] = False,
+    contributions: Annotated[int, typer.Option(min=1, max=26, help="With --explain: how many contributions per item.")] = 3,
 ) -> None:
-    """Show the active model's recommendations for one customer."""
+    """Show the active model's recommendations for one customer (with --explain: why)."""
     from rich.table import Table
 
     from recsys.bundle import ModelRegistry
@@ -318,6 +324,28 @@ def recommend_command(
     items = store.items_frame().select("item_id", "title", "category", "price")
     info = {r["item_id"]: r for r in items.iter_rows(named=True)}
     table = Table(title=f"model {manifest['version']} · customer status: {ranked.status}")
+    if explain:
+        from explain import Explainer
+
+        explainer = Explainer(model)
+        explanations = explainer.explain(ranked)
+        for col in ("rank", "item", "title", "score", "reason", "top contributions (SHAP)"):
+            table.add_column(col, overflow="fold")
+        for it, ex in zip(ranked.items, explanations, strict=True):
+            reason = ex.reason.text + ("" if ex.reason.verified else " [dim](unverified)[/]")
+            if ex.attributions is None:
+                top = "not scored by the ranker (popularity)"
+            else:
+                top = "\n".join(
+                    f"{c.label} = {c.value:.3g}: {c.shap:+.3f}" for c in ex.attributions.top(contributions)
+                )
+            title = str(info.get(it.item_id, {}).get("title") or "")
+            table.add_row(str(it.rank), it.item_id, title, f"{it.score:.3f}", reason, top)
+        console.print(table)
+        counters = explainer.counters()
+        if counters["additivity_failures"]:
+            err_console.print(f"[yellow]warning:[/] {counters['additivity_failures']} attribution(s) do not add up to the score")
+        return
     for col in ("rank", "item", "title", "category", "price", "score", "sources"):
         table.add_column(col)
     for it in ranked.items:
@@ -352,6 +380,8 @@ def evaluate_command(
     baselines: Annotated[str | None, typer.Option(help="Comma-separated subset of popularity,itemknn,als,bpr,ease.")] = None,
     no_tune: Annotated[bool, typer.Option("--no-tune", help="Skip baseline tuning (quick look only: an untuned baseline is not a fair baseline).")] = False,
     no_content: Annotated[bool, typer.Option("--no-content", help="Leave out the text-embedding source.")] = False,
+    explanations: Annotated[bool, typer.Option("--explanations", help="Also explain clearshelf's lists and run the counterfactual faithfulness check (results under \"explanations\").")] = False,
+    explanation_customers: Annotated[int, typer.Option(min=1, help="With --explanations: how many evaluated customers to explain (seeded sample).")] = 300,
 ) -> None:
     """Train on a split of a dataset and compare clearshelf with tuned baselines side by side."""
     from dataclasses import replace
@@ -394,8 +424,14 @@ def evaluate_command(
         dataset=name, split=split, test_fraction=test_fraction, seed=seed, k=k,  # type: ignore[arg-type]
         discovery=not include_repeats, baselines=names, tune=not no_tune, config=config,
     )
+    say = lambda m: err_console.print(f"[dim]{m}[/]")  # noqa: E731
+    after_fit = None
+    if explanations:
+        from explain.faithfulness import evaluation_hook
+
+        after_fit = evaluation_hook(k=k, discovery=not include_repeats, max_customers=explanation_customers, seed=seed, say=say)
     result, info = run_evaluation(
-        job, events, catalog, out=out, export_dir=export_recs, say=lambda m: err_console.print(f"[dim]{m}[/]"),
+        job, events, catalog, out=out, export_dir=export_recs, say=say, after_fit=after_fit,
     )
     print_results(result, comparison=info["comparison"], console=console)
     c = info["comparison"]
@@ -403,6 +439,13 @@ def evaluate_command(
         f"clearshelf / {c.baseline} NDCG@{k}: {c.ratio:.3f} (95% CI {c.low:.3f}-{c.high:.3f}, "
         f"{c.n_resamples} bootstrap resamples over customers)"
     )
+    if info.get("explanations"):
+        e = info["explanations"]
+        rate = "n/a" if e["faithfulness_rate"] is None else f"{e['faithfulness_rate']:.1%}"
+        console.print(
+            f"explanations: {rate} of {e['checked']} history-citing reasons pass the counterfactual check; "
+            f"largest additivity error {e['max_additivity_error']:.2g}; reason types {e['reason_types']}"
+        )
     if out is not None:
         console.print(f"results written to {out}")
 

@@ -81,6 +81,10 @@ class Attribution:
             out[g] = out.get(g, 0.0) + v
         return out
 
+    def feature_shap(self) -> dict[str, float]:
+        """SHAP value per feature name (every feature, zeros included)."""
+        return dict(zip(self.feature_names, self.shap_values.tolist(), strict=True))
+
     def top(self, n: int) -> tuple[Contribution, ...]:
         return self.contributions[:n]
 

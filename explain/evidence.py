@@ -46,6 +46,23 @@ SOURCE_OF: Final[dict[str, str]] = {
 }
 
 
+# The ranker features each reason's claim rests on: every tuple's summed SHAP
+# must be positive for the reason to be shown ("Trending" needs the trend to
+# raise the score, not just the popularity group as a whole).
+BACKING: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    "bought_together": (("copurchase_score", "copurchase_rank", "copurchase_max"),),
+    "because_you_bought": (("als_score", "als_rank"),),
+    "goes_with": (("ease_score", "ease_rank"),),
+    "similar_to": (("content_score", "content_rank"),),
+    "buy_again": (("buy_again_score", "buy_again_interval_ratio", "purchases_of_item", "in_history"),),
+    "new_in_category": (("item_age_days",), ("category_share", "level2_share", "level3_share")),
+    "category_affinity": (("category_share", "level2_share", "level3_share"),),
+    "trending": (("trend",),),
+    "popular_in_category": (("category_popularity_rank", "recent_popularity"),),
+    "popular": (("recent_popularity", "popularity"),),
+}
+
+
 @dataclass(frozen=True)
 class EvidenceItem:
     """One item a reason rests on.
@@ -98,6 +115,9 @@ class EvidenceConfig:
     """Thresholds for the reasons that are not about a single history item.
 
     - ``max_items``: history items listed as evidence per reason.
+    - ``min_citation_share``: a history item is named in a reason only if its
+      contribution is at least this share of the retriever score's positive
+      contributions (0: the largest positive contributor is always named).
     - ``min_category_share``: "which you often buy" needs at least this share
       of the customer's interaction weight in the category.
     - ``new_item_days``: "New in ..." for items first sold at most this long ago.
@@ -108,6 +128,7 @@ class EvidenceConfig:
     """
 
     max_items: int = 3
+    min_citation_share: float = 0.0
     min_category_share: float = 0.15
     new_item_days: float = 30.0
     trend_min: float = 1.25
@@ -224,9 +245,14 @@ class EvidenceFinder:
         return finder(customer, u, row, int(item), features, now)
 
     def _history_citing(self, reason: str, source: str, pairs: list[tuple[int, float]], u: int, item: int) -> list[Evidence]:
-        positive = [(j, v) for j, v in pairs if v > 0 and j != item][: self.config.max_items]
+        positive = [(j, v) for j, v in pairs if v > 0 and j != item]
         if not positive:
             return []
+        if self.config.min_citation_share > 0:
+            total = sum(v for _, v in positive)
+            if positive[0][1] < self.config.min_citation_share * total:
+                return []
+        positive = positive[: self.config.max_items]
         key = "similarity" if source == "content" else None
         items = tuple(
             self._history_item(u, j, float(v), **({key: float(v)} if key else {}), source=source) for j, v in positive

@@ -162,7 +162,10 @@ class Explainer:
         def candidates(group: str) -> list[Evidence]:
             return self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
 
-        ev, shap = choose(attr.by_group(), candidates, history=history, on_violation=self._violation)
+        ev, shap = choose(
+            attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
+            on_violation=self._violation,
+        )
         if ev is None:
             text = self.templates.render(FALLBACK, {})
             return Reason(FALLBACK, text, (), False, None, None, False)
@@ -180,7 +183,7 @@ class Explainer:
 
     def _popular(self, it: Any) -> Reason:
         ev = self.finder.popular(it.index)
-        problems = violations(ev, history=(), group_shap=None)
+        problems = violations(ev, history=(), shap=None)
         if problems:  # cannot happen for popularity evidence; kept as a guard
             self._violation(ev, problems)
         return self._render(ev, None, verified="popularity" in it.sources and not problems)

@@ -213,3 +213,30 @@ def evaluate_explanations(
         if progress is not None and (n + 1) % 50 == 0:
             progress(f"explanations: {n + 1}/{len(chosen)} customers, {len(results)} reasons checked")
     return summarise(results, explained, explainer, customers=len(chosen))
+
+
+def evaluation_hook(
+    *,
+    k: int,
+    discovery: bool,
+    max_customers: int | None = 300,
+    seed: int = 42,
+    say: Callable[[str], None] | None = None,
+) -> Callable[[Any, Any, Any], dict[str, Any]]:
+    """The ``after_fit`` callable of ``recsys.evaluation.job.run_evaluation``.
+
+    Explains the evaluated customers' lists (same split, same filters as the
+    accuracy evaluation) and returns the ``"explanations"`` block.
+    """
+
+    def after_fit(model: Any, split: Any, result: Any) -> dict[str, Any]:
+        if say is not None:
+            say(f"explanations: checking up to {max_customers} evaluated customers")
+        out = evaluate_explanations(
+            model, result.customer_ids, k=k, discovery=discovery, max_customers=max_customers, seed=seed,
+            progress=say,
+        )
+        out["split"] = split.kind
+        return out
+
+    return after_fit

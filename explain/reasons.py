@@ -65,17 +65,25 @@ def choose(
     candidates: Callable[[str], Sequence[Evidence]],
     *,
     history: Collection[int],
+    feature_shap: Mapping[str, float],
     on_violation: Callable[[Evidence, list[str]], None] | None = None,
 ) -> tuple[Evidence | None, float | None]:
     """The first candidate reason, in group order, that breaks no rule; ``(None, None)`` if none.
 
     ``candidates(group)`` gives a group's candidate reasons (evaluated
-    lazily, so only the groups tried cost anything). A candidate that breaks
-    a rule is reported to ``on_violation`` and skipped.
+    lazily, so only the groups tried cost anything); ``feature_shap`` the
+    item's SHAP value per feature. A candidate that breaks a rule is
+    reported to ``on_violation`` and skipped; a reason whose backing
+    features do not raise the score is skipped silently (that is the normal
+    way a group's evidence does not qualify, not a violation).
     """
+    from explain.evidence import BACKING
+
     for group, shap in rank_groups(group_shap):
         for ev in candidates(group):
-            problems = violations(ev, history=history, group_shap=shap)
+            if not all(sum(feature_shap.get(f, 0.0) for f in fs) > 0 for fs in BACKING.get(ev.reason_type, ())):
+                continue
+            problems = violations(ev, history=history, shap=feature_shap)
             if problems:
                 if on_violation is not None:
                     on_violation(ev, problems)

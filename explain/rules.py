@@ -3,8 +3,10 @@
 1. A reason never cites an item the customer did not interact with: every
    evidence item with ``role="history"`` is in the customer's history row.
 2. A reason that cites a history item X ("Because you bought X") does so only
-   when X's own contribution to the cited retriever's score is positive, and
-   the reason's feature group adds a positive amount to the ranker's score.
+   when X's own contribution to the cited retriever's score is positive; and
+   every reason is shown only when the ranker features its claim rests on
+   (:data:`~explain.evidence.BACKING`, e.g. the trend for "Trending ...")
+   raise the item's score (positive summed SHAP).
 3. A reason never mentions a sensitive attribute or another customer: template
    texts are checked word by word against :data:`FORBIDDEN_WORDS` (plus the
    dataset's declared sensitive attribute names), placeholders are limited to
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -102,13 +104,15 @@ def violations(
     evidence: Evidence,
     *,
     history: Collection[int],
-    group_shap: float | None,
+    shap: Mapping[str, float] | None,
 ) -> list[str]:
     """Every rule ``evidence`` breaks for a customer with ``history`` (item indices), or ``[]``.
 
-    ``group_shap`` is the summed SHAP of the reason's feature group (None when
-    no ranker scored the item: then only rules 1 and 3 apply).
+    ``shap`` maps feature names to the item's SHAP values (None when no
+    ranker scored the item, e.g. cold start: then only rules 1 and 3 apply).
     """
+    from explain.evidence import BACKING
+
     out = []
     for e in evidence.items:
         bad_keys = sorted(set(e.as_dict()) - EVIDENCE_KEYS)
@@ -120,6 +124,12 @@ def violations(
             out.append(f"cites {e.item_id} whose contribution ({e.contribution}) is not positive")
     if evidence.cites_history and not evidence.items:
         out.append("a history-citing reason without a history item")
-    if group_shap is not None and not group_shap > 0:
-        out.append(f"its feature group {evidence.group!r} does not raise the score (SHAP {group_shap:+.4g})")
+    if shap is not None:
+        for features in BACKING.get(evidence.reason_type, ()):
+            total = sum(shap.get(f, 0.0) for f in features)
+            if not total > 0:
+                out.append(
+                    f"{evidence.reason_type} rests on {', '.join(features)}, which do not raise the score "
+                    f"(SHAP {total:+.4g})"
+                )
     return out
