@@ -27,7 +27,7 @@ import polars as pl
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recsys.errors import NotFittedError
+from recsys.errors import ConfigError, NotFittedError, TrainingDataError
 from recsys.history import (
     CustomerHistory,
     check_items,
@@ -238,6 +238,18 @@ class Stage:
         if "content" in self.retrievers:
             self.retrievers["content"].profile_weights_.sort_indices()
 
+    def popular_order(self) -> npt.NDArray[np.int32]:
+        """Every item with a positive popularity score, most popular first (cached)."""
+        order = self.__dict__.get("_popular_order")
+        if order is None:
+            from recsys.retrieval.base import top_k
+
+            scores = self.retrievers["popularity"].scores_
+            order = top_k(scores, len(scores))
+            order = order[scores[order] > 0].astype(np.int32)
+            self._popular_order = order
+        return order
+
     def candidates(
         self,
         customer: str,
@@ -303,8 +315,12 @@ class Stage:
             proposals["buy_again"] = h.repeats.items[order].astype(np.int32)
         elif allow_repeats:
             proposals["buy_again"] = np.empty(0, np.int32)
-        pop = r["popularity"].candidates(customer, counts.popularity + len(hist_items), category=category)
-        proposals["popularity"] = pop.items[~np.isin(pop.items, hist_items)][: counts.popularity]
+        if category is None:
+            # the global order is the same for everyone: computed once, not per request
+            head = self.popular_order()[: counts.popularity + len(hist_items)]
+        else:
+            head = r["popularity"].candidates(customer, counts.popularity + len(hist_items), category=category).items
+        proposals["popularity"] = head[~np.isin(head, hist_items)][: counts.popularity]
         if category is not None:
             catpop = r["popularity"].candidates(customer, counts.popularity, category=category)
             proposals["popularity"] = np.union1d(proposals["popularity"], catpop.items).astype(np.int32)
@@ -353,12 +369,12 @@ class Stage:
 def _top(scores: npt.NDArray[np.float32], n: int, *, exclude: npt.NDArray[np.int32] | None) -> npt.NDArray[np.int32]:
     from recsys.retrieval.base import top_k
 
-    s = scores
-    if exclude is not None and len(exclude):
-        s = scores.copy()
-        s[exclude] = -np.inf
-    idx = top_k(s, n)
-    return idx[np.isfinite(s[idx]) & (s[idx] > 0)].astype(np.int32)
+    # the top n once excluded items are gone are among the top n + len(exclude)
+    extra = len(exclude) if exclude is not None else 0
+    idx = top_k(scores, n + extra)
+    if extra:
+        idx = idx[~np.isin(idx, exclude)][:n]
+    return idx[np.isfinite(scores[idx]) & (scores[idx] > 0)].astype(np.int32)
 
 
 def _without_row(m: sp.csr_matrix, u: int) -> tuple[sp.csr_matrix, int]:
@@ -465,7 +481,7 @@ class Recommender:
             ev = ev.with_columns(pl.Series("hold", hold))
             windows.append((ev.filter(~pl.col("hold")).drop("hold"), ev.filter(pl.col("hold")).drop("hold")))
         if not windows:
-            raise ValueError(
+            raise TrainingDataError(
                 "not enough history to train the ranker: the training data must span more than "
                 f"label_window_days ({c.label_window_days:g} days) with events before and inside that window"
             )
@@ -503,7 +519,7 @@ class Recommender:
             if progress and (n % 200 == 0 or n == len(customers) - 1):
                 progress(f"features {window + 1}", n + 1, len(customers))
         if not Xs:
-            raise ValueError("no training customer had a labelled item among their candidates")
+            raise TrainingDataError("no training customer had a labelled item among their candidates")
         return np.concatenate(Xs), np.concatenate(ys), np.asarray(groups)
 
     # -- serving ----------------------------------------------------------------------
@@ -715,7 +731,7 @@ class Recommender:
         """
         self._check()
         if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+            raise ConfigError(f"k must be at least 1, got {k}")
         stage = self.stage_
         if not personalise:
             return self._popular(customer, k, filters, "not_personalised")

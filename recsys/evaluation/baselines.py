@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
+from recsys.errors import EvaluationError
 from recsys.evaluation.runner import Recommender, RetrieverRecommender, TuningResult, tune
 from recsys.evaluation.splits import Split
 from recsys.interactions import InteractionConfig
@@ -135,7 +136,7 @@ def build_baseline(name: str, *, seed: int = 42, **params: Any) -> Recommender:
         from recsys.retrieval.ease import EaseConfig, EaseRetriever
 
         return RetrieverRecommender(EaseRetriever(EaseConfig(**params, seed=seed)), name=name)
-    raise ValueError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
+    raise EvaluationError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
 
 
 def baseline_factory(name: str, *, seed: int = 42) -> Callable[..., Recommender]:
@@ -188,7 +189,7 @@ def tune_baselines(
     results: dict[str, TuningResult] = {}
     for name in names:
         if name not in chosen:
-            raise ValueError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
+            raise EvaluationError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
         plan = chosen[name]
         say(f"tuning {name}")
         results[name] = tune(
@@ -216,5 +217,5 @@ def _bind(name: str, params: dict[str, Any], seed: int) -> Callable[[], Recommen
 
 def _plan(name: str) -> TuningPlan:
     if name not in DEFAULT_PLANS:
-        raise ValueError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
+        raise EvaluationError(f"unknown baseline '{name}'; choose one of: {', '.join(BASELINE_NAMES)}")
     return DEFAULT_PLANS[name]

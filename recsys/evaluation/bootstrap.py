@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from recsys.errors import EvaluationError
+
 # elements of one (chunk x n) index matrix: bounds memory at ~32 MB of int64
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -71,11 +73,11 @@ def paired_ratio_ci(
     """
     x, y = _as_vector(a), _as_vector(b)
     if len(x) != len(y):
-        raise ValueError(ERR_LENGTHS.format(a=len(x), b=len(y)))
+        raise EvaluationError(ERR_LENGTHS.format(a=len(x), b=len(y)))
     _check(len(x), n_resamples, alpha)
     total_b = y.sum()
     if total_b == 0:
-        raise ValueError(ERR_ZERO_BASELINE)
+        raise EvaluationError(ERR_ZERO_BASELINE)
     ratio = float(x.sum() / total_b)
     stats = np.empty(n_resamples, dtype=np.float64)
     for rows, idx in _resample_indices(len(x), n_resamples, seed):
@@ -120,16 +122,16 @@ def _percentiles(stats: npt.NDArray[np.float64], alpha: float) -> tuple[float, f
 def _as_vector(a: npt.ArrayLike) -> npt.NDArray[np.float64]:
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError(f"expected one value per customer (a 1-D array); got shape {x.shape}")
+        raise EvaluationError(f"expected one value per customer (a 1-D array); got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("per-customer values must be finite; found NaN or inf")
+        raise EvaluationError("per-customer values must be finite; found NaN or inf")
     return x
 
 
 def _check(n: int, n_resamples: int, alpha: float) -> None:
     if n == 0:
-        raise ValueError(ERR_EMPTY)
+        raise EvaluationError(ERR_EMPTY)
     if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1; got {n_resamples}")
+        raise EvaluationError(f"n_resamples must be at least 1; got {n_resamples}")
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be strictly between 0 and 1; got {alpha}")
+        raise EvaluationError(f"alpha must be strictly between 0 and 1; got {alpha}")

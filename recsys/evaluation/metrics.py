@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from recsys.errors import EvaluationError
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -62,7 +64,7 @@ def relevance_matrix(relevant: Relevance, *, n_columns: int | None = None) -> sp
     lengths = np.array([len(s) for s in sets], dtype=np.int64)
     indices = np.concatenate(sets) if sets else np.empty(0, dtype=np.int64)
     if len(indices) and indices.min() < 0:
-        raise ValueError("relevant item indices must be >= 0")
+        raise EvaluationError("relevant item indices must be >= 0")
     width = int(indices.max()) + 1 if len(indices) else 0
     if n_columns is not None:
         width = max(width, n_columns)
@@ -82,7 +84,7 @@ def hit_matrix(recommendations: npt.ArrayLike, relevant: Relevance) -> tuple[Boo
     rel = relevance_matrix(relevant)
     n = recs.shape[0]
     if rel.shape[0] != n:
-        raise ValueError(ERR_ROWS.format(recs=n, rel=rel.shape[0]))
+        raise EvaluationError(ERR_ROWS.format(recs=n, rel=rel.shape[0]))
     _check_distinct(recs)
     n_relevant = np.diff(rel.indptr).astype(np.int64)
     n_cols = max(rel.shape[1], 1)
@@ -139,7 +141,7 @@ def average_precision(hits: BoolArray, n_relevant: IntArray, k: int | None = Non
 def coverage(recommendations: npt.ArrayLike, catalog_size: int, k: int | None = None) -> float:
     """Distinct items in anyone's top k over the catalog size (0..1)."""
     if catalog_size <= 0:
-        raise ValueError(f"catalog_size must be positive; got {catalog_size}")
+        raise EvaluationError(f"catalog_size must be positive; got {catalog_size}")
     recs = _cut(_as_recs(recommendations), k)
     distinct = np.unique(recs[recs >= 0])
     return float(len(distinct) / catalog_size)
@@ -159,7 +161,7 @@ def mean_popularity(
     if len(shown) == 0:
         return float("nan")
     if shown.max() >= len(pop):
-        raise ValueError(
+        raise EvaluationError(
             f"recommended item index {int(shown.max())} is outside the popularity array "
             f"of length {len(pop)}; use the popularity of the vocabulary the model was fit on"
         )
@@ -187,7 +189,7 @@ def ranking_metrics(
     per customer (its mean is MAP@k).
     """
     if k < 1:
-        raise ValueError(ERR_K.format(k=k))
+        raise EvaluationError(ERR_K.format(k=k))
     hits, n_rel = hit_matrix(recommendations, relevant)
     out: dict[str, FloatArray] = {
         f"ndcg@{k}": ndcg(hits, n_rel, k),
@@ -204,9 +206,9 @@ def ranking_metrics(
 def _as_recs(recommendations: npt.ArrayLike) -> IntArray:
     recs = np.asarray(recommendations)
     if recs.ndim != 2:
-        raise ValueError(ERR_SHAPE.format(shape=recs.shape))
+        raise EvaluationError(ERR_SHAPE.format(shape=recs.shape))
     if recs.size and not np.issubdtype(recs.dtype, np.integer):
-        raise ValueError(f"recommendations must be integer item indices; got dtype {recs.dtype}")
+        raise EvaluationError(f"recommendations must be integer item indices; got dtype {recs.dtype}")
     return recs.astype(np.int64, copy=False)
 
 
@@ -215,7 +217,7 @@ def _cut(a: npt.NDArray[Any], k: int | None) -> npt.NDArray[Any]:
     if k is None:
         return a
     if k < 1:
-        raise ValueError(ERR_K.format(k=k))
+        raise EvaluationError(ERR_K.format(k=k))
     if a.shape[1] >= k:
         return a[:, :k]
     fill = False if a.dtype == np.bool_ else -1
@@ -230,4 +232,4 @@ def _check_distinct(recs: IntArray) -> None:
     dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
     if dup.any():
         row, col = np.argwhere(dup)[0]
-        raise ValueError(ERR_DUPLICATE.format(row=int(row), item=int(s[row, col + 1])))
+        raise EvaluationError(ERR_DUPLICATE.format(row=int(row), item=int(s[row, col + 1])))

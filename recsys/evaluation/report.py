@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from recsys.errors import EvaluationError
 from recsys.evaluation.runner import Comparison, EvaluationResult, TuningResult, compare
 from recsys.evaluation.splits import Split, Truth
 from recsys.interactions import IdVocabulary
@@ -89,7 +90,7 @@ def results_document(
         details["kind"] = split
     clash = sorted(RESERVED_KEYS & set(extra or {}))
     if clash:
-        raise ValueError(f"extra may not replace report keys {clash}; rename them")
+        raise EvaluationError(f"extra may not replace report keys {clash}; rename them")
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "dataset": dataset,
@@ -133,7 +134,7 @@ def write_results(
     null. ``k``, if given, must equal the result's.
     """
     if k is not None and k != result.k:
-        raise ValueError(f"k={k} but the result was evaluated at k={result.k}; pass the same k")
+        raise EvaluationError(f"k={k} but the result was evaluated at k={result.k}; pass the same k")
     if comparison is None and model in result.models and len(result.models) > 1:
         comparison = compare(result, model, n_resamples=n_resamples, seed=seed)
     doc = results_document(
@@ -147,7 +148,7 @@ def read_results(path: Path | str) -> dict[str, Any]:
     """Read a results JSON back, checking its schema version."""
     doc: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
     if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
+        raise EvaluationError(
             f"{path} has schema_version {doc.get('schema_version')!r}; this clearshelf reads "
             f"version {SCHEMA_VERSION}: re-run the evaluation"
         )
@@ -220,12 +221,12 @@ def export_recs(
     for model, recs in recommendations.items():
         arr = np.asarray(recs, dtype=np.int64)
         if arr.ndim != 2 or arr.shape[0] != len(customers):
-            raise ValueError(
+            raise EvaluationError(
                 f"recommendations of '{model}' have shape {arr.shape}; expected one row per "
                 f"customer ({len(customers)} rows)"
             )
         if arr.size and arr.max() >= len(ids):
-            raise ValueError(f"recommendations of '{model}' name item {int(arr.max())}, outside the vocabulary")
+            raise EvaluationError(f"recommendations of '{model}' name item {int(arr.max())}, outside the vocabulary")
         rows, cols = np.nonzero(arr >= 0)
         frames.append(
             pl.DataFrame(

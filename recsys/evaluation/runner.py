@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from recsys.errors import NotFittedError
+from recsys.errors import EvaluationError, NotFittedError
 from recsys.evaluation.bootstrap import RatioCI, paired_ratio_ci
 from recsys.evaluation.metrics import coverage, mean_popularity, ranking_metrics
 from recsys.evaluation.splits import Split, Truth, test_truth, train_history, validation_split
@@ -142,7 +142,7 @@ class EvaluationResult:
         key = self.metric_key(metric)
         names = [n for n in self.models if n not in exclude]
         if not names:
-            raise ValueError(f"no model to choose from besides {list(exclude)}")
+            raise EvaluationError(f"no model to choose from besides {list(exclude)}")
         return max(names, key=lambda n: self.models[n].metrics[key])
 
 
@@ -189,7 +189,7 @@ class _Evaluator:
         item_popularity: npt.ArrayLike | None,
     ) -> None:
         if k < 1:
-            raise ValueError(f"k must be a positive integer; got {k}")
+            raise EvaluationError(f"k must be a positive integer; got {k}")
         self.split = split
         self.k = k
         self.discovery = discovery
@@ -201,7 +201,7 @@ class _Evaluator:
         self.items = self.interactions.items
         self.truth = truth if truth is not None else test_truth(split, discovery=discovery)
         if len(self.truth) == 0:
-            raise ValueError(ERR_NO_CUSTOMERS)
+            raise EvaluationError(ERR_NO_CUSTOMERS)
         self.customer_ids = self.truth.customer_ids
         self.relevance = self.truth.relevance(self.items)
         self.exclude = (
@@ -213,7 +213,7 @@ class _Evaluator:
         else:
             self.popularity = np.asarray(item_popularity, dtype=np.float64)
             if len(self.popularity) != len(self.items):
-                raise ValueError(
+                raise EvaluationError(
                     f"item_popularity has {len(self.popularity)} entries but the training "
                     f"vocabulary has {len(self.items)} items; align it with the vocabulary "
                     "(or leave it out to count distinct training customers)"
@@ -247,18 +247,18 @@ class _Evaluator:
         arr = np.asarray(recs)
         n = len(self.customer_ids)
         if arr.ndim != 2 or arr.shape[0] != n:
-            raise ValueError(
+            raise EvaluationError(
                 f"model '{name}' returned recommendations of shape {arr.shape}; expected "
                 f"({n}, {self.width}): one row per customer asked for"
             )
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"model '{name}' returned {arr.dtype} recommendations; expected item indices")
+            raise EvaluationError(f"model '{name}' returned {arr.dtype} recommendations; expected item indices")
         arr = arr.astype(np.int64)[:, : self.width]
         if arr.shape[1] < self.width:
             pad = np.full((n, self.width - arr.shape[1]), -1, dtype=np.int64)
             arr = np.concatenate([arr, pad], axis=1)
         if arr.size and (arr.min() < -1 or arr.max() >= len(self.items)):
-            raise ValueError(
+            raise EvaluationError(
                 f"model '{name}' returned item indices outside [-1, {len(self.items) - 1}]; "
                 "recommend indices of the vocabulary of the interactions it was fit on"
             )
@@ -266,7 +266,7 @@ class _Evaluator:
             for row, customer in enumerate(self.customer_ids):
                 banned = self.exclude[customer]
                 if len(banned) and np.isin(arr[row], banned).any():
-                    raise ValueError(
+                    raise EvaluationError(
                         f"model '{name}' recommended an excluded (already seen) item to "
                         f"customer '{customer}'; honour the exclude argument"
                     )
@@ -350,10 +350,10 @@ def compare(
     """
     key = result.metric_key(metric)
     if model not in result.models:
-        raise ValueError(f"model '{model}' was not evaluated; evaluated: {list(result.models)}")
+        raise EvaluationError(f"model '{model}' was not evaluated; evaluated: {list(result.models)}")
     other = baseline or result.best(key, exclude=(model,))
     if other not in result.models:
-        raise ValueError(f"baseline '{other}' was not evaluated; evaluated: {list(result.models)}")
+        raise EvaluationError(f"baseline '{other}' was not evaluated; evaluated: {list(result.models)}")
     ci = paired_ratio_ci(
         result.models[model].per_customer[key],
         result.models[other].per_customer[key],
@@ -464,14 +464,14 @@ def tune(
     every customer's top items is often slower than fitting it.
     """
     if not grid:
-        raise ValueError("grid is empty; give at least one parameter with values to try")
+        raise EvaluationError("grid is empty; give at least one parameter with values to try")
     for name, values in grid.items():
         if len(values) == 0:
-            raise ValueError(f"grid for '{name}' has no values; give at least one")
+            raise EvaluationError(f"grid for '{name}' has no values; give at least one")
     constant = dict(fixed or {})
     both = sorted(set(constant) & set(grid))
     if both:
-        raise ValueError(f"parameters {both} are both fixed and in the grid; keep each in one place")
+        raise EvaluationError(f"parameters {both} are both fixed and in the grid; keep each in one place")
     say = progress or (lambda _msg: None)
     val = validation_split(split, test_fraction=test_fraction)
     truth = test_truth(val, discovery=discovery)
@@ -517,7 +517,7 @@ def tune(
             if current == before:
                 break
     else:
-        raise ValueError(f"unknown strategy '{strategy}'; choose 'grid' or 'coordinate'")
+        raise EvaluationError(f"unknown strategy '{strategy}'; choose 'grid' or 'coordinate'")
 
     trials = tuple(tried.values())
     best = max(trials, key=lambda t: t.metrics[key])

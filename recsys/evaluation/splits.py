@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.errors import EvaluationError
 from recsys.interactions import EVENT_COLUMNS, IdVocabulary
 
 SplitKind = Literal["temporal", "random"]
@@ -89,7 +90,7 @@ def normalise_events(events: pl.DataFrame) -> pl.DataFrame:
     """
     missing = [c for c in ("customer_id", "item_id") if c not in events.columns]
     if missing:
-        raise ValueError(ERR_COLUMNS.format(missing=missing, columns=events.columns))
+        raise EvaluationError(ERR_COLUMNS.format(missing=missing, columns=events.columns))
     ev = events
     if "event_type" not in ev.columns:
         ev = ev.with_columns(pl.lit("purchase").alias("event_type"))
@@ -121,10 +122,10 @@ def temporal_split(events: pl.DataFrame, *, test_fraction: float = 0.2) -> Split
     _check_fraction(test_fraction)
     ev = normalise_events(events)
     if ev.height == 0:
-        raise ValueError(ERR_EMPTY)
+        raise EvaluationError(ERR_EMPTY)
     nulls = ev["ts"].null_count()
     if nulls:
-        raise ValueError(ERR_NO_TIMES.format(count=nulls, total=ev.height))
+        raise EvaluationError(ERR_NO_TIMES.format(count=nulls, total=ev.height))
     ts = np.sort(ev["ts"].to_numpy())
     position = max(math.ceil(len(ts) * (1.0 - test_fraction)) - 1, 0)
     cutoff = int(ts[position])
@@ -150,7 +151,7 @@ def random_split(events: pl.DataFrame, *, test_fraction: float = 0.2, seed: int 
     _check_fraction(test_fraction)
     ev = normalise_events(events)
     if ev.height == 0:
-        raise ValueError(ERR_EMPTY)
+        raise EvaluationError(ERR_EMPTY)
     # a canonical order makes the seeded draw independent of the input's row order
     ev = ev.sort(list(EVENT_COLUMNS), nulls_last=True, maintain_order=True)
     rng = np.random.default_rng(seed)
@@ -182,7 +183,7 @@ def make_split(events: pl.DataFrame, config: SplitConfig = SplitConfig()) -> Spl
         return temporal_split(events, test_fraction=config.test_fraction)
     if config.kind == "random":
         return random_split(events, test_fraction=config.test_fraction, seed=config.seed)
-    raise ValueError(f"unknown split kind '{config.kind}'; choose 'temporal' or 'random'")
+    raise EvaluationError(f"unknown split kind '{config.kind}'; choose 'temporal' or 'random'")
 
 
 def validation_split(
@@ -342,7 +343,7 @@ def train_history(split: Split, items: IdVocabulary, customer_ids: Sequence[str]
 
 def _check_fraction(value: float) -> None:
     if not 0.0 < value < 1.0:
-        raise ValueError(ERR_FRACTION.format(value=value))
+        raise EvaluationError(ERR_FRACTION.format(value=value))
 
 
 def _epoch_seconds(column: pl.Series) -> pl.Series:

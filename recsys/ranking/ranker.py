@@ -15,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from recsys.errors import NotFittedError
+from recsys.errors import BundleError, NotFittedError, TrainingDataError
 from recsys.ranking.features import FEATURE_NAMES
 
 
@@ -53,14 +53,14 @@ class LambdaRanker:
         import lightgbm as lgb
 
         if features.shape[0] != labels.shape[0] or int(np.sum(groups)) != features.shape[0]:
-            raise ValueError(
+            raise TrainingDataError(
                 f"features have {features.shape[0]} rows, labels {labels.shape[0]}, groups sum to "
                 f"{int(np.sum(groups))}: all three must agree"
             )
         if features.shape[1] != len(feature_names):
-            raise ValueError(f"features have {features.shape[1]} columns but {len(feature_names)} names")
+            raise TrainingDataError(f"features have {features.shape[1]} columns but {len(feature_names)} names")
         if not np.any(labels > 0):
-            raise ValueError("no positive labels: the training window has no interactions to learn from")
+            raise TrainingDataError("no positive labels: the training window has no interactions to learn from")
         c = self.config
         self.boosters_: list[Any] = []
         for seed in c.seeds:
@@ -137,7 +137,7 @@ class LambdaRanker:
         obj.feature_names_ = tuple(feature_names)
         loaded = tuple(obj.boosters_[0].feature_name())
         if loaded != tuple(feature_names):
-            raise ValueError(
+            raise BundleError(
                 f"ranker in {directory} was trained on features {loaded}, but this version uses "
                 f"{tuple(feature_names)}: retrain with `clearshelf train`"
             )

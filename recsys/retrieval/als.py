@@ -20,6 +20,7 @@ import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from recsys.errors import ConfigError, TrainingDataError
 from recsys.interactions import Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates
 from recsys.retrieval.copurchase import (
@@ -121,12 +122,12 @@ class AlsRetriever(_FactorScores, BaseRetriever):
         cfg = self.config
         _check_factorisation(cfg.factors, cfg.iterations, cfg.regularization, cfg.num_threads)
         if cfg.alpha <= 0:
-            raise ValueError(f"alpha must be positive; got {cfg.alpha}")
+            raise ConfigError(f"alpha must be positive; got {cfg.alpha}")
         if cfg.scaling not in ("bm25", "log", "linear"):
-            raise ValueError(f"scaling must be 'bm25', 'log' or 'linear'; got {cfg.scaling!r}")
+            raise ConfigError(f"scaling must be 'bm25', 'log' or 'linear'; got {cfg.scaling!r}")
         matrix = sp.csr_matrix(interactions.matrix, dtype=np.float32)
         if matrix.nnz == 0:
-            raise ValueError("interactions have no positive weight: ALS needs at least one event")
+            raise TrainingDataError("interactions have no positive weight: ALS needs at least one event")
         self.item_totals_ = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
         confidence = self._scale(matrix)
         with threadpool_limits(1, "blas"):
@@ -298,10 +299,10 @@ class BprRetriever(_FactorScores, BaseRetriever):
         cfg = self.config
         _check_factorisation(cfg.factors, cfg.iterations, cfg.regularization, cfg.num_threads)
         if cfg.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive; got {cfg.learning_rate}")
+            raise ConfigError(f"learning_rate must be positive; got {cfg.learning_rate}")
         matrix = binarise(interactions.matrix)
         if matrix.nnz == 0:
-            raise ValueError("interactions have no positive weight: BPR needs at least one event")
+            raise TrainingDataError("interactions have no positive weight: BPR needs at least one event")
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(
                 factors=cfg.factors,
@@ -321,10 +322,10 @@ class BprRetriever(_FactorScores, BaseRetriever):
 
 def _check_factorisation(factors: int, iterations: int, regularization: float, threads: int) -> None:
     if factors < 1:
-        raise ValueError(f"factors must be at least 1; got {factors}")
+        raise ConfigError(f"factors must be at least 1; got {factors}")
     if iterations < 1:
-        raise ValueError(f"iterations must be at least 1; got {iterations}")
+        raise ConfigError(f"iterations must be at least 1; got {iterations}")
     if regularization < 0:
-        raise ValueError(f"regularization must be >= 0; got {regularization}")
+        raise ConfigError(f"regularization must be >= 0; got {regularization}")
     if threads < 0:
-        raise ValueError(f"num_threads must be >= 0 (0 means every core); got {threads}")
+        raise ConfigError(f"num_threads must be >= 0 (0 means every core); got {threads}")

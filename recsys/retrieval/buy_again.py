@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from recsys.errors import ConfigError
 from recsys.interactions import DAY, Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates
 
@@ -150,11 +151,11 @@ class BuyAgainRetriever(BaseRetriever):
         """
         cfg = self.config
         if cfg.min_purchases < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"min_purchases must be at least 2 (an interval needs two purchases), got {cfg.min_purchases}"
             )
         if cfg.max_interval_days <= 0:
-            raise ValueError(f"max_interval_days must be positive, got {cfg.max_interval_days}")
+            raise ConfigError(f"max_interval_days must be positive, got {cfg.max_interval_days}")
         pairs = repeat_pairs(interactions.events.lazy(), cfg, by=("u", "i"))
         n_customers = len(interactions.customers)
         u = pairs["u"].to_numpy().astype(np.int64)

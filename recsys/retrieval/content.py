@@ -29,6 +29,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.errors import ConfigError, InvalidHistoryError, TrainingDataError
 from recsys.interactions import DAY, Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates
 
@@ -393,19 +394,19 @@ class ContentRetriever(BaseRetriever):
         """
         cfg = self.config
         if cfg.profile not in ("mean", "max"):
-            raise ValueError(f"profile must be 'mean' or 'max', got {cfg.profile!r}")
+            raise ConfigError(f"profile must be 'mean' or 'max', got {cfg.profile!r}")
         if cfg.recency_half_life_days is not None and cfg.recency_half_life_days <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"recency_half_life_days must be positive or None, got {cfg.recency_half_life_days}"
             )
         if cfg.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {cfg.batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
         texts = item_texts(interactions.catalog) if interactions.catalog.height else []
         if len(texts) != len(interactions.items):
             texts = [""] * len(interactions.items)
         has_text = np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
         if not has_text.any():
-            raise ValueError(
+            raise TrainingDataError(
                 "no item has any text (title, description, category or brand); "
                 "build the interactions with Interactions.from_events(..., catalog=items)"
             )
@@ -546,12 +547,12 @@ def _nonzero(
     if sp.issparse(row):
         r = sp.csr_matrix(row)
         if r.shape != (1, n_items):
-            raise ValueError(f"history row must have shape (1, {n_items}), got {r.shape}")
+            raise InvalidHistoryError(f"history row must have shape (1, {n_items}), got {r.shape}")
         idx, w = r.indices.astype(np.int64), r.data.astype(np.float32)
     else:
         dense = np.asarray(row, dtype=np.float32).ravel()
         if dense.shape != (n_items,):
-            raise ValueError(f"history row must have {n_items} entries, got {dense.shape[0]}")
+            raise InvalidHistoryError(f"history row must have {n_items} entries, got {dense.shape[0]}")
         idx = np.flatnonzero(dense).astype(np.int64)
         w = dense[idx]
     keep = w > 0

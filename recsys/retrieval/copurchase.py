@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from recsys.errors import ConfigError, InvalidHistoryError
 from recsys.interactions import Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates
 
@@ -87,15 +88,15 @@ class CoPurchaseRetriever(BaseRetriever):
         """
         cfg = self.config
         if cfg.neighbours < 1:
-            raise ValueError(f"neighbours must be at least 1; got {cfg.neighbours}")
+            raise ConfigError(f"neighbours must be at least 1; got {cfg.neighbours}")
         if cfg.min_support < 1:
-            raise ValueError(f"min_support must be at least 1; got {cfg.min_support}")
+            raise ConfigError(f"min_support must be at least 1; got {cfg.min_support}")
         if cfg.shrinkage < 0:
-            raise ValueError(f"shrinkage must be >= 0; got {cfg.shrinkage}")
+            raise ConfigError(f"shrinkage must be >= 0; got {cfg.shrinkage}")
         if cfg.num_threads < 0:
-            raise ValueError(f"num_threads must be >= 0 (0 means every core); got {cfg.num_threads}")
+            raise ConfigError(f"num_threads must be >= 0 (0 means every core); got {cfg.num_threads}")
         if cfg.similarity not in ("cosine", "bm25"):
-            raise ValueError(f"similarity must be 'cosine' or 'bm25'; got {cfg.similarity!r}")
+            raise ConfigError(f"similarity must be 'cosine' or 'bm25'; got {cfg.similarity!r}")
         binary = binarise(interactions.matrix)
         self.item_customers_ = np.diff(binary.tocsc().indptr).astype(np.int64)
         self.similarity_, self.support_ = item_similarity(binary, cfg, self.item_customers_)
@@ -294,7 +295,7 @@ def history_row(customer_or_row: HistoryLike, interactions: Interactions) -> sp.
         dense = np.asarray(customer_or_row, dtype=np.float32)
         row = sp.csr_matrix(dense.reshape(1, -1) if dense.ndim == 1 else dense)
     if row.shape != (1, n_items):
-        raise ValueError(
+        raise InvalidHistoryError(
             f"a history row must have shape (1, {n_items}) (one column per item of the "
             f"fitted vocabulary); got {row.shape}"
         )

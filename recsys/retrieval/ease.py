@@ -16,6 +16,7 @@ import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from recsys.errors import ConfigError, TrainingDataError
 from recsys.interactions import Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates, top_k
 from recsys.retrieval.copurchase import (
@@ -84,14 +85,14 @@ class EaseRetriever(BaseRetriever):
         """
         cfg = self.config
         if cfg.l2 <= 0:
-            raise ValueError(f"l2 must be positive (it keeps the Gram matrix invertible); got {cfg.l2}")
+            raise ConfigError(f"l2 must be positive (it keeps the Gram matrix invertible); got {cfg.l2}")
         if cfg.max_items < 1:
-            raise ValueError(f"max_items must be at least 1; got {cfg.max_items}")
+            raise ConfigError(f"max_items must be at least 1; got {cfg.max_items}")
         if cfg.solver not in ("auto", "primal", "dual"):
-            raise ValueError(f"solver must be 'auto', 'primal' or 'dual'; got {cfg.solver!r}")
+            raise ConfigError(f"solver must be 'auto', 'primal' or 'dual'; got {cfg.solver!r}")
         matrix = self._prepare(interactions.matrix)
         if matrix.nnz == 0:
-            raise ValueError("interactions have no positive weight: EASE needs at least one event")
+            raise TrainingDataError("interactions have no positive weight: EASE needs at least one event")
         popularity = np.diff(binarise(matrix).tocsc().indptr)
         bought = int(np.count_nonzero(popularity))
         chosen = top_k(popularity.astype(np.float64), min(cfg.max_items, bought))

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from recsys.errors import ConfigError
 from recsys.interactions import DAY, Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates
 
@@ -78,12 +79,12 @@ class PopularityRetriever(BaseRetriever):
         """
         cfg = self.config
         if not (cfg.window_days > 0 and cfg.trend_window_days > 0):
-            raise ValueError(
+            raise ConfigError(
                 f"window_days and trend_window_days must be positive; got {cfg.window_days} "
                 f"and {cfg.trend_window_days}"
             )
         if cfg.trend_window_days >= cfg.window_days:
-            raise ValueError(
+            raise ConfigError(
                 f"trend_window_days ({cfg.trend_window_days}) must be shorter than "
                 f"window_days ({cfg.window_days}): the trend compares the last days with the "
                 "rest of the window"
@@ -152,7 +153,7 @@ class PopularityRetriever(BaseRetriever):
         elif mode == "trending":
             scores, floor = self._trend_scores(), 1.0
         else:
-            raise ValueError(f"mode must be 'popular' or 'trending', got {mode!r}")
+            raise ConfigError(f"mode must be 'popular' or 'trending', got {mode!r}")
         if category is not None:
             if category not in self.categories_:
                 return Candidates.empty(self.name)
