@@ -1,0 +1,298 @@
+"""Explanations on a real model trained on a small generated world.
+
+Attributions must add up on every explained item and agree with the ``shap``
+package; reasons must pass the truthfulness rules; the counterfactual check
+must give the known answer where there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from explain import Explainer, ExplainerConfig, ModelMismatchError
+from explain.evidence import BACKING, HISTORY_CITING
+from explain.faithfulness import check_list, evaluate_explanations
+from explain.rules import FORBIDDEN_WORDS, words
+from explain.summary import SUMMARY_JSON, SUMMARY_PNG, bundle_files, shap_summary
+from recsys.data.demo import DemoConfig, generate_demo
+from recsys.interactions import DAY, Interactions
+from recsys.ranking.ranker import RankerConfig
+from recsys.recommender import Filters, Recommender, RecommenderConfig
+from recsys.retrieval.als import AlsConfig
+from recsys.retrieval.ease import EaseConfig
+
+SMALL = RecommenderConfig(
+    als=AlsConfig(factors=16, iterations=8),
+    ease=EaseConfig(l2=50.0, max_items=2000),
+    content=None,
+    ranker=RankerConfig(n_estimators=30, min_child_samples=10),
+    label_window_days=21.0,
+)
+
+
+def demo_interactions(seed: int = 3) -> Interactions:
+    data = generate_demo(DemoConfig(customers=300, items=120, categories=8, days=120, seed=seed))
+    events = data.events.with_columns(
+        pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC").dt.epoch("s").alias("ts")
+    )
+    return Interactions.from_events(events, catalog=data.items)
+
+
+@pytest.fixture(scope="module")
+def inter() -> Interactions:
+    return demo_interactions()
+
+
+@pytest.fixture(scope="module")
+def model(inter: Interactions) -> Recommender:
+    m = Recommender(SMALL).fit(inter)
+    m.version_ = "test-model"
+    return m
+
+
+@pytest.fixture(scope="module")
+def explainer(model: Recommender) -> Explainer:
+    return Explainer(model, ExplainerConfig(strict=True, sensitive=("age_band", "region", "gender")))
+
+
+def known_customers(inter: Interactions, n: int = 40) -> list[str]:
+    counts = np.diff(inter.matrix.indptr)
+    ids = inter.customers.ids[counts > 0]
+    return [str(c) for c in ids[:: max(1, len(ids) // n)][:n]]
+
+
+# -- schema and additivity --------------------------------------------------------------
+
+
+def test_one_explanation_per_item_with_the_documented_schema(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    ranked = model.recommend(known_customers(inter)[0], 10)
+    out = explainer.explain(ranked)
+    assert [e.item_id for e in out] == ranked.item_ids
+    for e in out:
+        d = e.as_dict()
+        assert set(d) == {"reason", "attributions"}
+        assert set(d["reason"]) == {"type", "text", "evidence", "verified"}
+        assert all({"item_id", "title"} <= set(ev) for ev in d["reason"]["evidence"])
+        assert set(d["attributions"]) == {"base_value", "score", "contributions"}
+        for c in d["attributions"]["contributions"]:
+            assert set(c) == {"feature", "label", "value", "shap"}
+        shaps = [abs(c["shap"]) for c in d["attributions"]["contributions"]]
+        assert shaps == sorted(shaps, reverse=True)
+        json.dumps(d)  # the API returns it as is
+
+
+def test_attributions_add_up_on_every_explained_item(model: Recommender, inter: Interactions) -> None:
+    ex = Explainer(model)
+    n = 0
+    for customer in known_customers(inter):
+        ranked = model.recommend(customer, 10, filters=Filters(allow_repeats=customer[-1] in "02468"))
+        for it, e in zip(ranked.items, ex.explain(ranked), strict=True):
+            a = e.as_dict()["attributions"]
+            total = a["base_value"] + sum(c["shap"] for c in a["contributions"])
+            assert a["score"] == it.score
+            assert abs(total - it.score) <= 1e-6
+            n += 1
+    assert n >= 300
+    assert ex.additivity_failures == 0
+    assert ex.max_additivity_error <= 1e-6
+
+
+def test_an_additivity_violation_is_logged_and_counted(model: Recommender, inter: Interactions, caplog: pytest.LogCaptureFixture) -> None:
+    ex = Explainer(model)
+    ranked = model.recommend(known_customers(inter)[1], 5)
+    tampered = replace(ranked, items=(replace(ranked.items[0], score=ranked.items[0].score + 0.5), *ranked.items[1:]))
+    with caplog.at_level(logging.WARNING, logger="explain"):
+        out = ex.explain(tampered)
+    assert ex.additivity_failures == 1
+    assert "additivity failure" in caplog.text and ranked.items[0].item_id in caplog.text
+    assert out[0].attributions is not None and out[0].attributions.additivity_error == pytest.approx(0.5)
+
+
+def test_shap_tree_explainer_agrees_with_the_serving_path(model: Recommender, inter: Interactions) -> None:
+    import shap
+
+    rows = np.concatenate([
+        np.stack([it.features for it in model.recommend(c, 10).items]) for c in known_customers(inter, 10)
+    ])
+    booster = model.ranker_.boosters_[0]
+    explainer = shap.TreeExplainer(booster)
+    values = explainer.shap_values(rows)
+    serving = model.ranker_.contributions(rows)
+    assert np.allclose(values, serving[:, :-1], atol=1e-6)
+    assert np.allclose(explainer.expected_value, serving[:, -1], atol=1e-6)
+
+
+# -- reasons and the truthfulness rules -------------------------------------------------
+
+
+def test_every_reason_passes_the_truthfulness_rules(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    seen: set[str] = set()
+    customer_ids = set(inter.customers.to_list())
+    for customer in known_customers(inter):
+        history = set(model.history_row(customer).indices.tolist())
+        ranked = model.recommend(customer, 10)
+        for e in explainer.explain(ranked):
+            r = e.reason
+            seen.add(r.type)
+            assert r.verified or r.type == "picked_for_you"
+            for ev in r.evidence:
+                assert not {str(v) for v in ev.as_dict().values()} & customer_ids, "names a customer"
+                if ev.role == "history":
+                    assert ev.item in history, "cites an item the customer never interacted with"
+            if r.type in HISTORY_CITING:
+                cited = r.cited
+                assert cited is not None and cited.contribution is not None and cited.contribution > 0
+                assert (cited.title or cited.item_id) in r.text
+            assert e.attributions is not None
+            shap = e.attributions.feature_shap()
+            for features in BACKING.get(r.type, ()):
+                assert sum(shap[f] for f in features) > 0, (r.type, features)
+            assert not set(words(r.text)) & FORBIDDEN_WORDS
+    assert explainer.rule_violations == 0
+    assert seen & HISTORY_CITING, "the world should produce at least one history-citing reason"
+    assert len(seen) >= 3
+
+
+def test_reason_group_is_the_strongest_positive_group_with_evidence(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    from explain.reasons import rank_groups
+
+    for customer in known_customers(inter, 15):
+        ranked = model.recommend(customer, 10)
+        for it, e in zip(ranked.items, explainer.explain(ranked), strict=True):
+            if e.reason.group is None:
+                continue
+            assert e.attributions is not None
+            order = [g for g, _ in rank_groups(e.attributions.by_group())]
+            stronger = order[: order.index(e.reason.group)]
+            row = model.history_row(customer)
+            for g in stronger:  # every stronger group had no qualifying evidence
+                shap = e.attributions.feature_shap()
+                for cand in explainer.finder.candidates(g, customer, it.index, it.features, row=row):
+                    assert not all(sum(shap[f] for f in fs) > 0 for fs in BACKING[cand.reason_type])
+
+
+def test_explanations_are_deterministic(model: Recommender, inter: Interactions) -> None:
+    customer = known_customers(inter)[3]
+    a = [e.as_dict() for e in Explainer(model).explain(model.recommend(customer, 10))]
+    b = [e.as_dict() for e in Explainer(model).explain(model.recommend(customer, 10))]
+    assert a == b
+
+
+def test_cold_start_and_no_consent_say_popular_honestly(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    for ranked in (model.recommend("never-seen", 5), model.recommend(known_customers(inter)[0], 5, personalise=False)):
+        assert ranked.status in ("cold_start", "not_personalised")
+        for e in explainer.explain(ranked):
+            d = e.as_dict()
+            assert d["attributions"] is None
+            assert d["reason"] == {**d["reason"], "type": "popular", "text": "Popular right now", "verified": True}
+            assert d["reason"]["evidence"][0]["role"] == "recommended"
+            assert d["reason"]["evidence"][0]["item_id"] == e.item_id
+
+
+def test_a_list_from_another_model_is_refused(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    ranked = replace(model.recommend(known_customers(inter)[0], 3), model_version="other-model")
+    with pytest.raises(ModelMismatchError, match="other-model"):
+        explainer.explain(ranked)
+
+
+def test_live_events_are_history_the_reasons_may_cite(inter: Interactions) -> None:
+    model = Recommender(SMALL).fit(inter)
+    customer = known_customers(inter)[5]
+    before = set(model.history_row(customer).indices.tolist())
+    new_item = next(i for i in range(len(inter.items)) if i not in before)
+    model.observe(customer, pl.DataFrame({"item_id": [str(inter.items.ids[new_item])], "event_type": ["purchase"]}))
+    ex = Explainer(model, ExplainerConfig(strict=True))
+    history = set(model.history_row(customer).indices.tolist())
+    assert new_item in history
+    for e in ex.explain(model.recommend(customer, 10)):
+        for ev in e.reason.evidence:
+            if ev.role == "history":
+                assert ev.item in history
+
+
+# -- faithfulness -----------------------------------------------------------------------
+
+
+def two_worlds(seed: int = 0) -> tuple[Interactions, str, str]:
+    """Two disjoint item clusters; one customer lives in cluster A but bought one item X of B.
+
+    Nothing but X links that customer to cluster B, so every B item explained
+    by X must lose score and rank when X is removed: the known answer.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = 1_700_000_000
+    for c in range(160):
+        cluster = c % 2
+        items = rng.choice(20, 8, replace=False) + 20 * cluster
+        for day in sorted(rng.choice(120, 12, replace=False)):
+            for i in rng.choice(items, 3, replace=False):
+                rows.append((f"c{c:03d}", f"i{i:02d}", "purchase", start + int(day * DAY) + c))
+    x = "i25"
+    for day in (3, 30, 60, 90, 110):
+        for i in (0, 1, 2, 3, 4, 5):
+            rows.append(("target", f"i{i:02d}", "purchase", start + int(day * DAY)))
+    rows.append(("target", x, "purchase", start + int(50 * DAY)))
+    events = pl.DataFrame(rows, schema=["customer_id", "item_id", "event_type", "ts"], orient="row")
+    catalog = pl.DataFrame({
+        "item_id": [f"i{i:02d}" for i in range(40)],
+        "title": [f"{'Alpha' if i < 20 else 'Beta'} item {i}" for i in range(40)],
+        "category": ["A" if i < 20 else "B" for i in range(40)],
+    })
+    return Interactions.from_events(events, catalog=catalog), "target", x
+
+
+def test_counterfactual_known_answer_removing_the_only_link_drops_the_item() -> None:
+    inter, customer, x = two_worlds()
+    model = Recommender(replace(SMALL, mode="discovery")).fit(inter)
+    filters = Filters(exclude_purchased=True, allow_repeats=False)
+    ranked = model.recommend(customer, 30, filters=filters)
+    explained = Explainer(model).explain(ranked)
+    citing_x = [e for e in explained if e.reason.cited is not None and e.reason.cited.item_id == x]
+    assert citing_x, [e.reason.text for e in explained]
+    results = {r.item_id: r for r in check_list(model, ranked, explained, filters=filters)}
+    for e in citing_x:
+        r = results[e.item_id]
+        assert r.cited_item_id == x
+        assert r.score_after < r.score_before and r.rank_after > r.rank_before and r.passed
+    # no reason for an item of cluster A can cite X: X has no link to them
+    for e in explained:
+        if e.item_id < "i20" and e.reason.cited is not None:
+            assert e.reason.cited.item_id != x
+
+
+def test_counterfactual_baseline_is_the_served_list(model: Recommender, inter: Interactions) -> None:
+    customer = known_customers(inter)[2]
+    ranked = model.recommend(customer, 10)
+    served = np.asarray([it.score for it in ranked.items])
+    again = model.score_items(customer, [it.index for it in ranked.items], history=model.history_row(customer))
+    assert np.allclose(served, again, atol=1e-9)
+
+
+def test_evaluation_summary_has_the_reported_keys(model: Recommender, inter: Interactions) -> None:
+    out = evaluate_explanations(model, known_customers(inter, 20), k=10, discovery=False, max_customers=20)
+    assert {"faithfulness_rate", "checked", "max_additivity_error", "reason_types", "rank_drop"} <= set(out)
+    assert out["checked"] > 0 and 0.0 <= out["faithfulness_rate"] <= 1.0
+    assert out["max_additivity_error"] <= 1e-6 and out["additivity_failures"] == 0
+    assert sum(out["reason_types"].values()) == out["explained_items"] == 200
+    assert sum(out["rank_drop"]["histogram"].values()) == out["checked"]
+
+
+# -- the global summary -----------------------------------------------------------------
+
+
+def test_shap_summary_files_for_the_bundle(model: Recommender) -> None:
+    summary = shap_summary(model, customers=40, k=10)
+    mean_abs = summary.mean_abs()
+    assert list(mean_abs) and list(mean_abs.values()) == sorted(mean_abs.values(), reverse=True)
+    assert np.allclose(list(mean_abs.values()), np.sort(np.abs(summary.values).mean(axis=0))[::-1])
+    files = bundle_files(model, customers=40)
+    assert files[SUMMARY_PNG][:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(files[SUMMARY_JSON])
+    assert doc["rows"] > 0 and doc["features"][0]["mean_abs_shap"] >= doc["features"][-1]["mean_abs_shap"]
