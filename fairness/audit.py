@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from fairness.errors import NO_OUTCOMES, AuditInputError
+from fairness.errors import NO_OUTCOMES, UNKNOWN_ATTRIBUTE, AuditInputError
 from fairness.exposure import item_exposure
 from fairness.groups import GroupConfig, GroupTable, build_groups
 from fairness.outcomes import (
@@ -154,6 +154,11 @@ def audit_frames(
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    known = [c for c in customers.columns if c != "customer_id"]
+    wanted = [*(config.sensitive or ()), *(a for combo in config.intersections for a in combo)]
+    for name in wanted:  # fail before training, not after
+        if name not in customers.columns and name not in ("activity", "activity_quintile", "tenure"):
+            raise AuditInputError(UNKNOWN_ATTRIBUTE.format(name=name, known=", ".join(known) or "none"))
     settings = thresholds.settings
     k = config.k or settings.audit.k
     split = audit_split(events, cutoff_days=config.cutoff_days, test_fraction=config.test_fraction, seed=config.seed)
