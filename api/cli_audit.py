@@ -67,6 +67,7 @@ def audit_command(
     data_dir: Annotated[Path | None, typer.Option(help="Audit a generic dataset directory (items, events, customers) instead of the store; the report is written to files only.")] = None,
     sensitive: Annotated[str | None, typer.Option(help="Comma-separated sensitive customer columns to group by (default on the store: those declared at import).")] = None,
     k: Annotated[int | None, typer.Option(min=1, max=100, help="List length to judge (default: the thresholds' audit.k, 10).")] = None,
+    split: Annotated[Literal["temporal", "random"], typer.Option(help="temporal: judge the last --cutoff-days; random: a seeded 20% hold-out per customer (ratings data).")] = "temporal",
     cutoff_days: Annotated[float, typer.Option(min=0.01, help="Train the audit model on events up to this many days before the newest; judge on the rest.")] = 28.0,
     max_customers: Annotated[int | None, typer.Option(min=1, help="Audit a seeded random sample of this many cohort customers.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the hold-out (data without timestamps), sampling and bootstrap.")] = 42,
@@ -90,7 +91,7 @@ def audit_command(
         if len(combo) < 2:
             raise typer.BadParameter("--intersect needs two or more comma-separated attributes, e.g. age_band,income")
     config = AuditConfig(
-        k=k, cutoff_days=cutoff_days, seed=seed, sensitive=tuple(_names(sensitive)) if sensitive else None,
+        k=k, split=split, cutoff_days=cutoff_days, seed=seed, sensitive=tuple(_names(sensitive)) if sensitive else None,
         intersections=combos, sweep=sweep, sweep_attribute=sweep_attribute, max_customers=max_customers,
     )
     factory = _reason_factory() if reasons else None

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -47,6 +47,9 @@ DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 class AuditConfig:
     """One audit run. ``k=None`` takes the thresholds' ``audit.k``.
 
+    - ``split``: ``temporal`` (when every event has a timestamp) or ``random``
+      (a seeded per-customer hold-out, e.g. for ratings data where users
+      rate in one sitting).
     - ``cutoff_days``: the audit model is trained on everything up to this
       many days before the newest event and judged on what came after;
       ``test_fraction``/``seed``: the random hold-out used without timestamps.
@@ -58,6 +61,7 @@ class AuditConfig:
     """
 
     k: int | None = None
+    split: Literal["temporal", "random"] = "temporal"
     cutoff_days: float = 28.0
     test_fraction: float = 0.2
     seed: int = 42
@@ -161,7 +165,10 @@ def audit_frames(
             raise AuditInputError(UNKNOWN_ATTRIBUTE.format(name=name, known=", ".join(known) or "none"))
     settings = thresholds.settings
     k = config.k or settings.audit.k
-    split = audit_split(events, cutoff_days=config.cutoff_days, test_fraction=config.test_fraction, seed=config.seed)
+    split = audit_split(
+        events, cutoff_days=config.cutoff_days, test_fraction=config.test_fraction, seed=config.seed,
+        kind=config.split,
+    )
     if split.train.height == 0 or split.test.height == 0:
         raise AuditInputError(NO_OUTCOMES)
     if model is None:

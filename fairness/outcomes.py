@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -47,15 +48,21 @@ PROPERTIES = ("popularity", "private_label_share", "price_level", "category_dive
 
 
 def audit_split(
-    events: pl.DataFrame, *, cutoff_days: float = 28.0, test_fraction: float = 0.2, seed: int = 42
+    events: pl.DataFrame,
+    *,
+    cutoff_days: float = 28.0,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    kind: Literal["temporal", "random"] = "temporal",
 ) -> Split:
     """Train on events up to ``cutoff_days`` before the newest one, hold out the rest.
 
-    Without a timestamp on every event: a seeded random ``test_fraction`` of
-    each customer's events (:func:`recsys.evaluation.splits.random_split`).
+    With ``kind="random"``, or without a timestamp on every event: a seeded
+    random ``test_fraction`` of each customer's events
+    (:func:`recsys.evaluation.splits.random_split`).
     """
     ev = normalise_events(events)
-    if ev.height and ev["ts"].null_count() == 0:
+    if kind == "temporal" and ev.height and ev["ts"].null_count() == 0:
         if cutoff_days <= 0:
             raise ValueError(f"cutoff_days must be positive, got {cutoff_days}")
         cutoff = int(ev["ts"].max() - cutoff_days * DAY)

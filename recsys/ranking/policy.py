@@ -16,9 +16,8 @@ candidate's ordering key is a blend of two within-list percentile ranks::
     w   = rerank_strength * inactivity,   inactivity in [0, 1]
 
 where ``inactivity`` is 1 for a customer with a single event and falls
-linearly (in log activity) to 0 at the top-5% boundary, and ``signal`` is what
-serves sparse histories better than the ranker alone: the item's recent
-popularity plus how strongly the customer's own repeat purchases back it.
+linearly (in log activity) to 0 at the top-5% boundary, and ``signal`` is the
+customer's own-history evidence for the item (:func:`fairness_signal`).
 ``rerank_strength = 0`` leaves the ranker's order untouched; the returned
 scores stay the ranker's own (explanations add up to them).
 """
@@ -75,11 +74,20 @@ def _percentile(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
 
 
 def fairness_signal(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """The signal blended in for less-active customers, one value per candidate row."""
+    """The signal blended in for less-active customers, one value per candidate row.
+
+    Evidence from the customer's own history, which a sparse history still
+    has: how due the item is as a repeat, how often they bought it, and the
+    EASE score of their basket. (Popularity and the number of proposing
+    sources were tried and widened the gaps on Complete Journey; see
+    docs/fairness.md.)
+    """
     f = features.astype(np.float64, copy=False)
-    pop = f[:, FEATURE_INDEX["recent_popularity"]]
-    repeat = np.log1p(f[:, FEATURE_INDEX["purchases_of_item"]])
-    return pop + repeat
+    return (
+        f[:, FEATURE_INDEX["buy_again_score"]]
+        + np.log1p(f[:, FEATURE_INDEX["purchases_of_item"]])
+        + f[:, FEATURE_INDEX["ease_score"]]
+    )
 
 
 def inactivity(activity: float, active_boundary: float) -> float:
