@@ -233,6 +233,7 @@
   function show(page) {
     if (!adminKey()) return;
     current = page;
+    $("toast").hidden = true;
     for (const p of PAGES) $(`page-${p}`).hidden = p !== page;
     for (const tab of document.querySelectorAll(".tab")) {
       if (tab.dataset.page === page) tab.setAttribute("aria-current", "page");
@@ -242,6 +243,11 @@
   }
 
   // ------------------------------------------------------------------ fairness page
+  //
+  // Reads the report layout of fairness.report (schema 1.0): ``metrics`` is a
+  // list of {attribute, metric, by_group: {group: {value, ci_low, ci_high, n,
+  // status, difference_to_reference}}, difference(_ci), ratio(_ci), status,
+  // judged, thresholds, worst_group, reference_group}.
 
   let latestReport = null;
 
@@ -267,170 +273,233 @@
     }
     latestReport = report;
     renderReport(clear(body), report);
-    $("open-report").disabled = reportId(report) === null;
-    loadTrend().catch((err) => showError("fairness-error", err));
-  }
-
-  function reportId(report) {
-    const id = report.id ?? report.report_id;
-    return id === undefined || id === null ? null : id;
+    $("open-report").disabled = !report.id;
+    loadTrend(report).catch((err) => showError("fairness-error", err));
   }
 
   function renderReport(body, report) {
     const summary = el("dl", { class: "summary" });
     const fact = (label, value) => summary.append(el("div", {}, el("dt", { text: label }), el("dd", {}, value)));
     fact("Status", statusBadge(report.status));
-    fact("Report", String(reportId(report) ?? "—"));
     fact("Created (UTC)", when(report.created_at));
-    fact("Model version", String(report.model_version ?? "—"));
-    fact("Thresholds version", String(report.thresholds_version ?? report.thresholds?.version ?? "—"));
-    if (report.cohort_size !== undefined) fact("Audit cohort", `${report.cohort_size} customers`);
+    fact("Model version", report.model_version ? el("code", { text: String(report.model_version) }) : "none active");
+    fact("Thresholds version", String(report.thresholds_version ?? "—"));
+    fact("Audit cohort", `${report.cohort_size} customers, top ${report.k}`);
+    const policy = report.policy || {};
+    fact("Served with", `re-rank strength ${num(policy.rerank_strength ?? 0, 2)}, minimum score ${policy.min_score ?? "none"}`);
+    if (report.data) fact("Data", `${report.data.events} events, ${report.data.customers} customers, ${report.data.items} items`);
+    fact("Report id", el("code", { text: String(report.id) }));
     body.append(summary);
-    if (report.summary && typeof report.summary === "string") body.append(el("p", { text: report.summary }));
 
-    const sections = groupSections(report);
-    if (!sections.length) {
-      body.append(el("p", { class: "meta", text: "This report has no per-group results." }));
-      return;
+    const metrics = report.metrics || [];
+    const judged = metrics.filter((m) => m.judged);
+    body.append(el("h3", { text: "Gaps against the thresholds" }));
+    if (!judged.length) body.append(el("p", { class: "meta", text: "No metric is judged in this report." }));
+    else body.append(gapsTable(judged));
+
+    body.append(el("h3", { text: "Per-group values with intervals" }));
+    body.append(el("p", { class: "help", text: "Dots are each group's value, bars its bootstrap interval; the dashed line is the value over everyone." }));
+    // Only the worst finding starts open; the gaps table opens any other one.
+    const worst = judged.find((m) => m.status === "fail") || judged.find((m) => m.status === "warn");
+    for (const m of judged) body.append(metricDetails(m, m === worst));
+    const other = metrics.filter((m) => !m.judged);
+    if (other.length) {
+      const box = el("details", { class: "other-metrics" }, el("summary", { text: `Reported, not judged (${other.length} metrics)` }));
+      for (const m of other) box.append(metricDetails(m, false));
+      body.append(box);
     }
-    for (const section of sections) body.append(renderSection(section));
+    if (report.item_exposure) body.append(exposureTable(report.item_exposure));
   }
 
-  // One section per (attribute, metric): the groups with value and interval,
-  // and the gap/ratio with its status. Reads the report layout written by
-  // fairness.report (attributes -> metrics -> groups).
-  function groupSections(report) {
-    const out = [];
-    const attributes = report.attributes || [];
-    for (const attr of attributes) {
-      for (const metric of attr.metrics || []) {
-        out.push({ attribute: attr.name ?? attr.attribute, metric, groupsMeta: attr.groups || [] });
-      }
-    }
-    return out;
+  function ciText(ci) {
+    return ci && ci[0] !== null && ci[0] !== undefined ? `[${num(ci[0])}, ${num(ci[1])}]` : "";
   }
 
-  function renderSection({ attribute, metric }) {
-    const groups = metric.groups || metric.by_group || [];
-    const values = groups.flatMap((g) => [g.value, g.ci_low, g.ci_high]).filter((v) => v !== null && v !== undefined);
-    const lo = Math.min(0, ...values);
-    const hi = Math.max(...values, 1e-9);
-    const wrap = el("section", { class: "metric" });
-    const title = `${metric.label || metric.name || metric.metric} by ${attribute}`;
-    wrap.append(el("h3", {}, title, " ", statusBadge(metric.status)));
-    const gapBits = [];
-    if (metric.difference !== undefined) gapBits.push(`largest gap ${num(metric.difference)}`
-      + (metric.difference_ci ? ` (interval ${num(metric.difference_ci[0])} to ${num(metric.difference_ci[1])})` : ""));
-    if (metric.ratio !== undefined) gapBits.push(`worst/best ratio ${num(metric.ratio)}`
-      + (metric.ratio_ci ? ` (interval ${num(metric.ratio_ci[0])} to ${num(metric.ratio_ci[1])})` : ""));
-    if (metric.reason) gapBits.push(String(metric.reason));
-    if (gapBits.length) wrap.append(el("p", { class: "meta", text: gapBits.join(" · ") }));
-    const table = el("table", { class: "numbers groups" },
-      el("thead", {}, el("tr", {},
-        el("th", { scope: "col", text: "Group" }), el("th", { scope: "col", text: "Customers" }),
-        el("th", { scope: "col", text: "Value" }), el("th", { scope: "col", text: "Interval" }),
-        el("th", { scope: "col", text: "" }), el("th", { scope: "col", text: "Status" }))));
+  function gapsTable(metrics) {
+    const table = el("table", { class: "numbers gaps" },
+      el("thead", {}, el("tr", {}, ...["Attribute", "Metric", "Largest gap [interval]", "Limit", "Worst/best ratio [interval]", "Limit", "Worst group", "Status"]
+        .map((t) => el("th", { scope: "col", text: t })))));
     const tbody = el("tbody");
-    for (const g of groups) {
-      tbody.append(el("tr", {},
-        el("th", { scope: "row", text: String(g.group ?? g.name ?? "—") }),
-        el("td", { text: g.n ?? g.size ?? "—" }),
-        el("td", { text: num(g.value) }),
-        el("td", { text: g.ci_low === undefined || g.ci_low === null ? "—" : `${num(g.ci_low)} – ${num(g.ci_high)}` }),
-        el("td", { class: "ci" }, intervalBar(g, lo, hi)),
-        el("td", {}, statusBadge(g.status || (g.too_small ? "too small" : metric.status)))));
+    for (const m of metrics) {
+      const t = m.thresholds || {};
+      tbody.append(el("tr", { class: `row-${m.status}`, "data-metric": `${m.attribute}/${m.metric}` },
+        el("td", { text: m.attribute }),
+        el("td", {}, el("button", { type: "button", class: "link", text: m.metric,
+          "aria-label": `Show the groups of ${m.metric} by ${m.attribute}`, onclick: () => openMetric(m) })),
+        el("td", { text: `${num(m.difference)} ${ciText(m.difference_ci)}` }),
+        el("td", { text: t.difference_max === null || t.difference_max === undefined ? "off" : `≤ ${t.difference_max}` }),
+        el("td", { text: `${num(m.ratio)} ${ciText(m.ratio_ci)}` }),
+        el("td", { text: t.ratio_min === null || t.ratio_min === undefined ? "off" : `≥ ${t.ratio_min}` }),
+        el("td", { text: m.worst_group ?? "—" }),
+        el("td", {}, statusBadge(m.status))));
     }
     table.append(tbody);
-    wrap.append(table);
-    return wrap;
+    return table;
   }
 
-  function intervalBar(g, lo, hi) {
-    const w = 220, h = 18, pad = 6;
-    const x = (v) => pad + ((v - lo) / (hi - lo || 1)) * (w - 2 * pad);
+  function openMetric(m) {
+    const key = `${m.attribute}/${m.metric}`;
+    const box = [...document.querySelectorAll("#fairness-body details.metric")].find((d) => d.dataset.metric === key);
+    if (!box) return;
+    box.open = true;
+    box.scrollIntoView({ block: "start" });
+    box.querySelector("summary").focus();
+  }
+
+  function metricDetails(m, open) {
+    const groups = Object.entries(m.by_group || {});
+    const values = groups.flatMap(([, g]) => [g.value, g.ci_low, g.ci_high]).concat([m.overall])
+      .filter((v) => v !== null && v !== undefined);
+    let lo = Math.min(...values, Infinity), hi = Math.max(...values, -Infinity);
+    if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
+    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
+    const pad = (hi - lo) * 0.05;
+    lo -= pad; hi += pad;
+    const box = el("details", { class: "metric", open: open || null, "data-metric": `${m.attribute}/${m.metric}` },
+      el("summary", {}, `${m.metric} by ${m.attribute} `, statusBadge(m.status)));
+    const table = el("table", { class: "numbers groups" },
+      el("thead", {}, el("tr", {}, ...["Group", "Customers", "Value", "Interval", "", "Gap to reference", "Status"]
+        .map((t) => el("th", { scope: "col", text: t })))));
+    const tbody = el("tbody");
+    for (const [name, g] of groups) {
+      const d = g.difference_to_reference;
+      const isRef = name === m.reference_group;
+      tbody.append(el("tr", { class: `row-${g.status}` },
+        el("th", { scope: "row" }, name, isRef ? el("span", { class: "badge", text: "reference" }) : null),
+        el("td", { text: String(g.n) }),
+        el("td", { text: num(g.value) }),
+        el("td", { text: g.ci_low === null || g.ci_low === undefined ? "—" : `${num(g.ci_low)} – ${num(g.ci_high)}` }),
+        el("td", { class: "ci" }, intervalBar(g, lo, hi, m.overall)),
+        el("td", { text: isRef || !d ? "—" : `${signed(d.value)} ${ciText([d.ci_low, d.ci_high])}` }),
+        el("td", {}, statusBadge(g.status))));
+    }
+    table.append(tbody);
+    box.append(table);
+    return box;
+  }
+
+  function intervalBar(g, lo, hi, overall) {
+    const w = 220, h = 18, pad = 4;
+    const x = (v) => pad + ((v - lo) / (hi - lo)) * (w - 2 * pad);
     const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, "aria-hidden": "true" });
     s.append(svg("line", { class: "grid", x1: pad, x2: w - pad, y1: h / 2, y2: h / 2 }));
-    if (g.ci_low !== undefined && g.ci_low !== null) {
+    if (overall !== null && overall !== undefined) s.append(svg("line", { class: "ref", x1: x(overall), x2: x(overall), y1: 0, y2: h }));
+    const cls = ["pass", "warn", "fail"].includes(g.status) ? `${g.status}-dot` : "ci-dot";
+    if (g.ci_low !== undefined && g.ci_low !== null && g.ci_high !== null) {
       s.append(svg("line", { class: "ci-line", x1: x(g.ci_low), x2: x(g.ci_high), y1: h / 2, y2: h / 2 }));
       s.append(svg("line", { class: "ci-line", x1: x(g.ci_low), x2: x(g.ci_low), y1: 4, y2: h - 4 }));
       s.append(svg("line", { class: "ci-line", x1: x(g.ci_high), x2: x(g.ci_high), y1: 4, y2: h - 4 }));
     }
-    if (g.value !== undefined && g.value !== null) s.append(svg("circle", { class: "ci-dot", cx: x(g.value), cy: h / 2, r: 4 }));
+    if (g.value !== undefined && g.value !== null) s.append(svg("circle", { class: cls, cx: x(g.value), cy: h / 2, r: 4.5 }));
     return s;
   }
 
-  async function loadTrend() {
+  function exposureTable(exp) {
+    const box = el("details", { class: "metric" }, el("summary", {}, `Item side: exposure by ${exp.column}`));
+    const table = el("table", { class: "numbers" },
+      el("thead", {}, el("tr", {}, ...["Group", "Exposure share", "Relevant share", "Ratio [interval]", "Status"]
+        .map((t) => el("th", { scope: "col", text: t })))));
+    const tbody = el("tbody");
+    for (const [name, g] of Object.entries(exp.groups || {})) {
+      tbody.append(el("tr", {}, el("th", { scope: "row", text: name }), el("td", { text: num(g.exposure_share) }),
+        el("td", { text: num(g.relevant_share) }), el("td", { text: `${num(g.ratio)} ${ciText(g.ratio_ci)}` }),
+        el("td", {}, statusBadge(g.status))));
+    }
+    table.append(tbody);
+    box.append(el("p", { class: "help", text: `Share of the items shown against share of the items bought, per ${exp.column}; ratios under ${exp.ratio_min} mean under-exposure.` }), table);
+    return box;
+  }
+
+  // The trend: for the headline metric (the judged NDCG metric of each
+  // attribute), the largest group gap in every stored report, oldest first.
+  async function loadTrend(latest) {
     const target = clear($("fairness-trend"));
     const list = (await api("GET", "/fairness/reports?limit=20")).reports || [];
     if (!list.length) {
       target.append(el("p", { class: "meta", text: "No reports yet." }));
       return;
     }
-    const rows = list.slice().reverse(); // oldest first
-    // The trend plots each report's largest gap of the headline metric, read from its JSON.
-    const details = await Promise.all(rows.slice(-12).map((r) =>
-      api("GET", `/fairness/reports/${encodeURIComponent(r.id)}`).catch(() => null)));
-    const points = rows.slice(-12).map((r, i) => ({ row: r, gap: headlineGap(details[i]) }));
-    target.append(trendChart(points));
-    const table = el("table", { class: "numbers" },
+    const rows = list.slice(0, 12).reverse(); // oldest first
+    const details = await Promise.all(rows.map((r) => (r.id === latest.id ? Promise.resolve(latest)
+      : api("GET", `/fairness/reports/${encodeURIComponent(r.id)}`).catch(() => null))));
+    const headline = (latest.metrics || []).filter((m) => m.judged && String(m.metric).startsWith("ndcg"));
+    const series = headline.map((m) => ({
+      key: `${m.attribute}/${m.metric}`,
+      label: `${m.metric} gap by ${m.attribute}`,
+      limit: m.thresholds ? m.thresholds.difference_max : null,
+      values: details.map((d) => {
+        const match = d && (d.metrics || []).find((x) => x.attribute === m.attribute && x.metric === m.metric);
+        return match && match.difference !== undefined ? match.difference : null;
+      }),
+    }));
+    for (let i = series.length - 1; i >= 0; i--) if (series[i].values.every((v) => v === null)) series.splice(i, 1);
+    if (rows.length < 2) target.append(el("p", { class: "help", text: "This is the first stored report; the trend line appears from the second one on." }));
+    if (series.length) target.append(trendChart(rows, series));
+    const table = el("table", { class: "numbers trend" },
       el("thead", {}, el("tr", {},
-        ...["Report", "Created (UTC)", "Model", "Thresholds", "Cohort", "Largest gap", "Status"].map((t) => el("th", { scope: "col", text: t })))));
+        ...["Created (UTC)", "Model", "Thresholds", "Cohort", ...series.map((s) => s.label), "Status"].map((t) => el("th", { scope: "col", text: t })))));
     const tbody = el("tbody");
-    for (const p of points.slice().reverse()) {
-      const r = p.row;
-      tbody.append(el("tr", {},
-        el("td", { text: String(r.id) }), el("td", { text: when(r.created_at) }),
-        el("td", { text: String(r.model_version ?? "—") }), el("td", { text: String(r.thresholds_version ?? "—") }),
-        el("td", { text: String(r.cohort_size ?? "—") }), el("td", { text: num(p.gap) }),
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const r = rows[i];
+      tbody.append(el("tr", { "data-report": r.id },
+        el("td", { text: when(r.created_at) }),
+        el("td", {}, el("code", { text: String(r.model_version ?? "—") })), el("td", { text: String(r.thresholds_version ?? "—") }),
+        el("td", { text: String(r.cohort_size ?? "—") }),
+        ...series.map((s) => el("td", { text: num(s.values[i]) })),
         el("td", {}, statusBadge(r.status))));
     }
     table.append(tbody);
     target.append(table);
   }
 
-  function headlineGap(report) {
-    if (!report) return null;
-    if (report.headline && report.headline.difference !== undefined) return report.headline.difference;
-    let best = null;
-    for (const s of groupSections(report)) {
-      const d = s.metric.difference;
-      if (d !== undefined && d !== null && (best === null || d > best)) best = d;
-    }
-    return best;
-  }
+  const SERIES_COLOURS = ["#1f5fbf", "#c2410c", "#6d28d9", "#0f766e", "#a16207", "#be185d", "#4d7c0f", "#334155"];
 
-  function trendChart(points) {
-    const w = 640, h = 180, left = 48, right = 16, top = 14, bottom = 34;
-    const gaps = points.map((p) => p.gap).filter((g) => g !== null);
-    const maxGap = Math.max(0.01, ...gaps) * 1.15;
-    const n = points.length;
+  function trendChart(rows, series) {
+    const w = 640, h = 200, left = 48, right = 16, top = 14, bottom = 40;
+    const all = series.flatMap((s) => [...s.values, s.limit]).filter((v) => v !== null && v !== undefined);
+    const maxV = Math.max(0.01, ...all) * 1.15;
+    const n = rows.length;
     const x = (i) => left + (n === 1 ? (w - left - right) / 2 : (i / (n - 1)) * (w - left - right));
-    const y = (v) => top + (1 - v / maxGap) * (h - top - bottom);
-    const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-labelledby": "trend-title" },
-      svg("title", { id: "trend-title", text: "Largest group gap per report, oldest to newest" }));
-    for (const t of [0, maxGap / 2, maxGap]) {
+    const y = (v) => top + (1 - v / maxV) * (h - top - bottom);
+    const s = svg("svg", { viewBox: `0 0 ${w} ${h + 18 * series.length}`, role: "img", "aria-labelledby": "trend-title" },
+      svg("title", { id: "trend-title", text: "Largest group gap of the judged NDCG metric per report, oldest to newest" }));
+    for (const t of [0, maxV / 2, maxV]) {
       s.append(svg("line", { class: "grid", x1: left, x2: w - right, y1: y(t), y2: y(t) }));
       s.append(svg("text", { x: left - 6, y: y(t) + 4, "text-anchor": "end", text: num(t, 2) }));
     }
     s.append(svg("line", { class: "axis", x1: left, x2: w - right, y1: h - bottom, y2: h - bottom }));
-    const path = points.map((p, i) => (p.gap === null ? null : `${x(i)},${y(p.gap)}`)).filter(Boolean);
-    if (path.length > 1) s.append(svg("polyline", { class: "trend-line", points: path.join(" ") }));
-    points.forEach((p, i) => {
-      if (p.gap !== null) {
-        const st = String(p.row.status || "").toLowerCase();
-        const c = svg("circle", { class: `${["pass", "warn", "fail"].includes(st) ? st : "warn"}-dot`, cx: x(i), cy: y(p.gap), r: 5 });
-        c.append(svg("title", { text: `report ${p.row.id}: gap ${num(p.gap)} (${st})` }));
-        s.append(c);
+    series.forEach((ser, k) => {
+      const colour = SERIES_COLOURS[k % SERIES_COLOURS.length];
+      if (ser.limit !== null && ser.limit !== undefined && k === 0) {
+        s.append(svg("line", { class: "ref", x1: left, x2: w - right, y1: y(ser.limit), y2: y(ser.limit) }),
+          svg("text", { x: w - right - 4, y: y(ser.limit) - 4, "text-anchor": "end", text: `limit ${ser.limit}` }));
       }
-      s.append(svg("text", { x: x(i), y: h - bottom + 16, "text-anchor": "middle", class: "muted-text", text: `#${p.row.id}` }));
+      const pts = ser.values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean);
+      if (pts.length > 1) s.append(svg("polyline", { class: "trend-line", points: pts.join(" "), stroke: colour }));
+      ser.values.forEach((v, i) => {
+        if (v === null) return;
+        const st = String(rows[i].status || "").toLowerCase();
+        const c = svg("circle", { class: `${["pass", "warn", "fail"].includes(st) ? st : "warn"}-dot`, cx: x(i), cy: y(v), r: 5, stroke: colour, "stroke-width": 2 });
+        c.append(svg("title", { text: `${when(rows[i].created_at)}: ${ser.label} ${num(v)} (report ${st})` }));
+        s.append(c);
+      });
+      const ly = h + 4 + k * 18;
+      s.append(svg("line", { x1: left, x2: left + 24, y1: ly, y2: ly, stroke: colour, "stroke-width": 3 }),
+        svg("text", { x: left + 30, y: ly + 4, text: ser.label }));
     });
-    s.append(svg("text", { x: left, y: h - 4, class: "muted-text", text: "report (oldest → newest); dot colour = status" }));
+    rows.forEach((r, i) => {
+      if (n <= 8 || i === 0 || i === n - 1) {
+        const anchor = n > 1 && i === 0 ? "start" : n > 1 && i === n - 1 ? "end" : "middle";
+        s.append(svg("text", { x: x(i), y: h - bottom + 16, "text-anchor": anchor, class: "muted-text", text: when(r.created_at).slice(5, 16) }));
+      }
+    });
+    s.append(svg("text", { x: left, y: h - 8, class: "muted-text", text: "report time (oldest → newest); dot colour = report status" }));
     return s;
   }
 
   async function openFullReport() {
     if (!latestReport) return;
-    const id = reportId(latestReport);
+    const id = latestReport.id;
     const button = $("open-report");
     button.disabled = true;
     try {
@@ -506,19 +575,54 @@
     $("min-score").disabled = !hasMin;
     $("min-score").value = hasMin ? String(policy.min_score) : "";
     const box = clear($("audit-fields"));
+    const onInput = () => schedulePreview();
     for (const [name, value] of Object.entries(settings.audit || {})) {
-      const spec = AUDIT_FIELDS[name] || { label: name, step: "any" };
       const id = `audit-${name}`;
-      box.append(
-        el("label", { for: id, text: spec.label }),
-        el("input", { id, type: "number", "data-audit": name, value: String(value), min: spec.min, max: spec.max,
-          step: spec.step, "aria-describedby": spec.help ? `${id}-help` : null,
-          "data-integer": spec.integer ? "1" : null, oninput: () => schedulePreview() }),
-        spec.help ? el("p", { id: `${id}-help`, class: "help", text: spec.help }) : null);
+      if (typeof value === "number") {
+        const spec = AUDIT_FIELDS[name] || { label: name, step: "any" };
+        box.append(
+          el("label", { for: id, text: spec.label }),
+          el("input", { id, type: "number", "data-audit": name, value: String(value), min: spec.min, max: spec.max,
+            step: spec.step, "aria-describedby": spec.help ? `${id}-help` : null,
+            "data-integer": spec.integer ? "1" : null, oninput: onInput }),
+          spec.help ? el("p", { id: `${id}-help`, class: "help", text: spec.help }) : null);
+      } else if (Array.isArray(value)) {
+        const label = name === "judged" ? "Metrics that set the report's status" : name;
+        box.append(
+          el("label", { for: id, text: label }),
+          el("input", { id, type: "text", "data-audit-list": name, value: value.join(", "), spellcheck: "false",
+            "aria-describedby": `${id}-help`, oninput: onInput }),
+          el("p", { id: `${id}-help`, class: "help", text: "Metric names without @k, separated by commas; the others are reported for information." }));
+      } else if (name === "limits" && value && typeof value === "object") {
+        box.append(limitsTable(value, onInput));
+      }
+      // anything else is kept as it is (see proposedSettings)
     }
   }
 
+  // Per-metric limits: one row per metric, two rules each; an empty box switches that rule off.
+  function limitsTable(limits, onInput) {
+    const wrap = el("div", { class: "stack" }, el("span", { class: "label", id: "limits-title", text: "Per-metric limits" }),
+      el("p", { class: "help", id: "limits-help", text: "These metrics use their own limits instead of the two above; leave a box empty to switch that rule off." }));
+    const table = el("table", { class: "limits", "aria-labelledby": "limits-title", "aria-describedby": "limits-help" },
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Metric" }),
+        el("th", { scope: "col", text: "Min ratio" }), el("th", { scope: "col", text: "Max gap" }))));
+    const tbody = el("tbody");
+    for (const [metric, rules] of Object.entries(limits)) {
+      const cell = (rule, spec) => el("td", {}, el("input", {
+        type: "number", class: "narrow", "data-limit": metric, "data-rule": rule, min: spec.min, max: spec.max, step: spec.step,
+        value: rules[rule] === null || rules[rule] === undefined ? "" : String(rules[rule]),
+        "aria-label": `${metric}: ${rule === "ratio_min" ? "minimum worst/best ratio" : "maximum group gap"}`, oninput: onInput }));
+      tbody.append(el("tr", {}, el("th", { scope: "row", text: metric }),
+        cell("ratio_min", AUDIT_FIELDS.ratio_min), cell("difference_max", AUDIT_FIELDS.difference_max)));
+    }
+    table.append(tbody);
+    wrap.append(table);
+    return wrap;
+  }
+
   // The proposed settings from the form; throws an Error naming a bad field.
+  // Audit settings the form has no control for are sent back unchanged.
   function proposedSettings() {
     const strength = Number($("rerank-strength").value);
     let minScore = null;
@@ -527,7 +631,7 @@
       if (raw === "" || !Number.isFinite(Number(raw))) throw new Error("Minimum score: enter a number, or untick “Drop items scoring below a minimum”.");
       minScore = Number(raw);
     }
-    const audit = {};
+    const audit = JSON.parse(JSON.stringify((thresholds && thresholds.settings.audit) || {}));
     for (const input of document.querySelectorAll("[data-audit]")) {
       const raw = input.value.trim();
       const label = document.querySelector(`label[for="${input.id}"]`).textContent;
@@ -535,6 +639,16 @@
       const v = Number(raw);
       if (input.dataset.integer && !Number.isInteger(v)) throw new Error(`${label}: enter a whole number.`);
       audit[input.dataset.audit] = v;
+    }
+    for (const input of document.querySelectorAll("[data-audit-list]")) {
+      audit[input.dataset.auditList] = input.value.split(",").map((x) => x.trim()).filter(Boolean);
+    }
+    for (const input of document.querySelectorAll("[data-limit]")) {
+      const raw = input.value.trim();
+      if (raw !== "" && !Number.isFinite(Number(raw))) throw new Error(`${input.getAttribute("aria-label")}: enter a number or leave it empty.`);
+      audit.limits = audit.limits || {};
+      audit.limits[input.dataset.limit] = audit.limits[input.dataset.limit] || {};
+      audit.limits[input.dataset.limit][input.dataset.rule] = raw === "" ? null : Number(raw);
     }
     return { policy: { min_score: minScore, rerank_strength: strength }, audit };
   }
@@ -563,7 +677,7 @@
       clear($("preview-table").tBodies[0]);
       clear($("tradeoff"));
       $("preview-source").textContent = "";
-      const hint = err.status === 404 ? " Run an audit with a sweep (`clearshelf audit`) to see the trade-off." : "";
+      const hint = err.status === 404 || err.status === 409 ? " Run an audit with a sweep (`clearshelf audit`) to see the trade-off." : "";
       showError("preview-error", { message: err.message + hint });
     }
   }
@@ -595,17 +709,23 @@
   }
 
   function tradeoffChart(preview) {
-    const sweep = (preview.sweep || []).slice().sort((a, b) => a.strength - b.strength);
-    const pts = [...sweep, preview.current, preview.proposed].filter((p) => p && p.ndcg !== undefined && p.max_gap !== undefined);
+    const ok = (v) => v !== null && v !== undefined && Number.isFinite(Number(v));
+    const sweep = (preview.sweep || []).filter((p) => ok(p.ndcg)).sort((a, b) => a.strength - b.strength);
+    // Across: the largest group gap; when the sweep has none (every group too small), the strength itself.
+    const byGap = sweep.some((p) => ok(p.max_gap));
+    const xKey = byGap ? "max_gap" : "strength";
+    const usable = (p) => p && ok(p.ndcg) && ok(p[xKey]);
+    const curve = sweep.filter(usable);
+    const pts = [...curve, preview.current, preview.proposed].filter(usable);
     const w = 560, h = 340, left = 58, right = 18, top = 16, bottom = 66;
     const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, "aria-labelledby": "tradeoff-title tradeoff-desc" },
-      svg("title", { id: "tradeoff-title", text: "Trade-off between overall NDCG and the largest group gap" }),
+      svg("title", { id: "tradeoff-title", text: byGap ? "Trade-off between overall NDCG and the largest group gap" : "Overall NDCG by re-rank strength" }),
       svg("desc", { id: "tradeoff-desc", text: `current: NDCG ${num(preview.current?.ndcg, 4)}, gap ${num(preview.current?.max_gap, 4)}; proposed: NDCG ${num(preview.proposed?.ndcg, 4)}, gap ${num(preview.proposed?.max_gap, 4)}` }));
     if (!pts.length) {
       s.append(svg("text", { x: w / 2, y: h / 2, "text-anchor": "middle", text: "no sweep in the latest report" }));
       return s;
     }
-    const xs = pts.map((p) => p.max_gap), ys = pts.map((p) => p.ndcg);
+    const xs = pts.map((p) => p[xKey]), ys = pts.map((p) => p.ndcg);
     const span = (lo, hi) => { const d = hi - lo || Math.abs(hi) * 0.1 || 0.01; return [lo - d * 0.08, hi + d * 0.08]; };
     const [x0, x1] = span(Math.min(...xs), Math.max(...xs));
     const [y0, y1] = span(Math.min(...ys), Math.max(...ys));
@@ -620,22 +740,23 @@
     }
     s.append(svg("line", { class: "axis", x1: left, x2: w - right, y1: h - bottom, y2: h - bottom }));
     s.append(svg("line", { class: "axis", x1: left, x2: left, y1: top, y2: h - bottom }));
-    s.append(svg("text", { x: (left + w - right) / 2, y: h - bottom + 34, "text-anchor": "middle", text: "largest group gap (lower is fairer)" }));
+    s.append(svg("text", { x: (left + w - right) / 2, y: h - bottom + 34, "text-anchor": "middle",
+      text: byGap ? "largest group gap (lower is fairer)" : "re-rank strength (the sweep has no group gap: groups too small)" }));
     s.append(svg("text", { x: 12, y: (top + h - bottom) / 2, "text-anchor": "middle",
       transform: `rotate(-90 12 ${(top + h - bottom) / 2})`, text: "overall NDCG" }));
-    if (sweep.length > 1) s.append(svg("polyline", { class: "curve", points: sweep.map((p) => `${x(p.max_gap)},${y(p.ndcg)}`).join(" ") }));
-    for (const p of sweep) {
-      const dot = svg("circle", { class: "sweep-dot", cx: x(p.max_gap), cy: y(p.ndcg), r: 3.5 });
+    if (curve.length > 1) s.append(svg("polyline", { class: "curve", points: curve.map((p) => `${x(p[xKey])},${y(p.ndcg)}`).join(" ") }));
+    for (const p of curve) {
+      const dot = svg("circle", { class: "sweep-dot", cx: x(p[xKey]), cy: y(p.ndcg), r: 3.5 });
       dot.append(svg("title", { text: `strength ${num(p.strength, 2)}: NDCG ${num(p.ndcg, 4)}, gap ${num(p.max_gap, 4)}, coverage ${num(p.coverage, 3)}` }));
-      s.append(dot, svg("text", { x: x(p.max_gap) + 6, y: y(p.ndcg) - 6, class: "muted-text", text: num(p.strength, 2) }));
+      s.append(dot, svg("text", { x: x(p[xKey]) + 6, y: y(p.ndcg) - 6, class: "muted-text", text: num(p.strength, 2) }));
     }
-    if (preview.current) {
+    if (usable(preview.current)) {
       const c = preview.current;
-      s.append(svg("circle", { class: "current", cx: x(c.max_gap), cy: y(c.ndcg), r: 9, "data-point": "current" },
+      s.append(svg("circle", { class: "current", cx: x(c[xKey]), cy: y(c.ndcg), r: 9, "data-point": "current" },
         svg("title", { text: `current (strength ${num(c.strength, 2)})` })));
     }
-    if (preview.proposed) {
-      const p = preview.proposed, px = x(p.max_gap), py = y(p.ndcg), r = 7;
+    if (usable(preview.proposed)) {
+      const p = preview.proposed, px = x(p[xKey]), py = y(p.ndcg), r = 7;
       s.append(svg("polygon", { class: "proposed", "data-point": "proposed",
         points: `${px},${py - r} ${px + r},${py} ${px},${py + r} ${px - r},${py}` },
         svg("title", { text: `proposed (strength ${num(p.strength, 2)})` })));
@@ -651,10 +772,12 @@
     return s;
   }
 
-  function flatten(settings) {
-    const out = {};
-    for (const [group, values] of Object.entries(settings || {})) {
-      for (const [k, v] of Object.entries(values || {})) out[`${group}.${k}`] = v;
+  // {"policy": {"min_score": 1}, "audit": {"limits": {"x": {...}}}} -> {"policy.min_score": 1, "audit.limits.x.ratio_min": ...};
+  // lists compare as their JSON text.
+  function flatten(settings, prefix = "", out = {}) {
+    for (const [k, v] of Object.entries(settings || {})) {
+      if (v && typeof v === "object" && !Array.isArray(v)) flatten(v, `${prefix}${k}.`, out);
+      else out[`${prefix}${k}`] = Array.isArray(v) ? v.join(", ") : v;
     }
     return out;
   }
@@ -816,7 +939,7 @@
     const rest = attr.contributions.length - top.length;
     const restSum = attr.contributions.reduce((acc, c) => acc + c.shap, 0) - top.reduce((acc, c) => acc + c.shap, 0);
     const rows = rest > 0 ? [...top, { label: `${rest} other features`, shap: restSum, value: null, other: true }] : top;
-    const w = 600, rowH = 22, labelW = 230, valueW = 70, top0 = 8;
+    const w = 820, rowH = 22, labelW = 370, valueW = 70, top0 = 8;
     const h = top0 + rows.length * rowH + 30;
     const maxAbs = Math.max(...rows.map((r) => Math.abs(r.shap)), 1e-9);
     const mid = labelW + (w - labelW - valueW) / 2;
