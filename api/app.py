@@ -66,7 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.audit_time:
         from api.routers.audits import nightly_audits
 
-        tasks.append(asyncio.create_task(nightly_audits(state, app.state.jobs, settings.audit_time),
+        tasks.append(asyncio.create_task(nightly_audits(state, app.state.jobs, settings),
                                          name="clearshelf-nightly-audit"))
     log.info(
         "service started",

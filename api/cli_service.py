@@ -58,12 +58,14 @@ def _demo_setup(settings: Settings, store: Any, host: str, port: int) -> None:
 
 def _first_audit(settings: Settings, store: Any) -> None:
     try:
-        from fairness.job import run_audit  # type: ignore[import-not-found]
+        from fairness.audit import AuditConfig
+        from fairness.job import run_audit
     except ImportError:
         err_console.print("fairness audit not available in this build: skipped the first audit")
         return
-    console.print("running a first fairness audit ...")
-    result = run_audit(store, settings.resolved_home)
+    console.print("running a first fairness audit (with the re-rank trade-off sweep) ...")
+    with progress_bar() as progress:
+        result = run_audit(store, settings.resolved_home, config=AuditConfig(sweep=True), progress=progress)
     console.print(f"fairness report {result.report_id}: {(result.report or {}).get('status')}")
 
 

@@ -54,11 +54,24 @@ def get_train_config(request: Request) -> Any:
     return config
 
 
+def default_audit_config(settings: Settings) -> Any:
+    """The audit POST /admin/audits and the nightly schedule run: with the trade-off sweep
+    (the admin preview reads it); the audit model follows the active bundle's configuration."""
+    from fairness.audit import AuditConfig
+
+    return AuditConfig(sweep=True)
+
+
+def get_audit_config(request: Request) -> Any:
+    return default_audit_config(request.app.state.settings)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StateDep = Annotated[ServingState, Depends(get_state)]
 StoreDep = Annotated[Store, Depends(get_store)]
 JobsDep = Annotated[Any, Depends(get_jobs)]
 TrainConfigDep = Annotated[Any, Depends(get_train_config)]
+AuditConfigDep = Annotated[Any, Depends(get_audit_config)]
 
 
 def current_model(state: StateDep) -> LoadedModel:

@@ -13,10 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.deps import get_train_config
+from api.deps import get_audit_config, get_train_config
 from api.logs import LOGGER_NAME, JsonFormatter
+from fairness.audit import AuditConfig
 from recsys.data import schema
 from tests.test_api_support import SMALL, World, build_world, postgres_schema_url
+
+AUDIT = AuditConfig(sweep=True, recommender=SMALL)
 
 ADMIN_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/admin/models", None),
@@ -52,6 +55,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def client(world: World) -> Iterator[TestClient]:
     app = create_app(world.settings)
     app.dependency_overrides[get_train_config] = lambda: SMALL
+    app.dependency_overrides[get_audit_config] = lambda: AUDIT
     with TestClient(app) as c:
         yield c
 
@@ -172,6 +176,87 @@ def test_a_key_can_be_required_on_public_routes(world: World) -> None:
         assert c.get("/healthz").status_code == 200
 
 
+# -- audits, reports, preview, erasure (before new events move the audit window to now) --------
+
+
+def _audit(client: TestClient, world: World) -> dict[str, Any]:
+    """Run an audit through the API once per module; returns the job."""
+    state = client.app.state  # type: ignore[attr-defined]
+    if getattr(state, "test_audit_job", None) is None:
+        r = client.post("/admin/audits", headers=H(world.admin))
+        assert r.status_code == 202, r.text
+        state.jobs.wait(r.json()["job_id"], timeout=300)
+        state.test_audit_job = client.get(f"/admin/jobs/{r.json()['job_id']}", headers=H(world.admin)).json()
+    return state.test_audit_job  # type: ignore[no-any-return]
+
+
+def test_audit_now_stores_a_report_served_as_json_and_html(client: TestClient, world: World) -> None:
+    job = _audit(client, world)
+    assert job["status"] == "succeeded", job
+    report_id = job["detail"]["report_id"]
+    listed = client.get("/fairness/reports", headers=H(world.admin)).json()["reports"]
+    assert listed[0]["id"] == report_id and listed[0]["status"] in ("pass", "warn", "fail")
+    latest = client.get("/fairness/reports/latest", headers=H(world.admin))
+    assert latest.status_code == 200 and latest.json()["id"] == report_id
+    one = client.get(f"/fairness/reports/{report_id}", headers=H(world.admin)).json()
+    assert one["id"] == report_id and one["sweep"]
+    html = client.get(f"/fairness/reports/{report_id}", headers={**H(world.admin), "Accept": "text/html"})
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html") and "<html" in html.text.lower()
+    assert client.get("/fairness/reports/latest?format=html", headers=H(world.admin)).headers["content-type"].startswith("text/html")
+    assert_problem(client.get("/fairness/reports/nope", headers=H(world.admin)), 404)
+    metrics = client.get("/metrics").text
+    assert f'clearshelf_last_audit_status{{status="{listed[0]["status"]}"}}' in metrics
+    again = client.post("/admin/audits", headers=H(world.admin))
+    assert again.status_code == 202
+    client.app.state.jobs.wait(again.json()["job_id"], timeout=300)  # type: ignore[attr-defined]
+
+
+def test_threshold_preview_reads_the_latest_sweep(client: TestClient, world: World) -> None:
+    _audit(client, world)
+    current = client.get("/admin/thresholds", headers=H(world.admin)).json()["settings"]
+    proposed = {**current, "policy": {"min_score": None, "rerank_strength": 0.5}}
+    r = client.post("/admin/thresholds/preview", json={"settings": proposed}, headers=H(world.admin))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["proposed"]["strength"] == 0.5 and {"ndcg", "max_gap", "coverage"} <= set(body["current"])
+    assert client.get("/admin/thresholds", headers=H(world.admin)).json()["settings"] == current  # nothing applied
+
+
+def test_erasure_removes_the_customer_everywhere(client: TestClient, world: World) -> None:
+    job = _audit(client, world)
+    store = world.store()
+    with store.engine.connect() as conn:
+        audited = set(conn.execute(select(schema.audit_outcomes.c.customer_key)).scalars())
+    assert audited, job
+    used = {world.customers[i] for i in (120, 121)}  # other tests' customers
+    customer = next(c for c in world.customers[70:] if world.key_of(c) in audited and c not in used)
+    key = world.key_of(customer)
+    model = client.app.state.serving.current.model  # type: ignore[attr-defined]
+    assert model.history_row(key).nnz > 0
+    r = client.delete(f"/customers/{customer}", headers=H(world.privacy))
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    assert receipt["found"] is True
+    assert receipt["removed"]["events"] > 0 and receipt["removed"]["customer_records"] == 1
+    assert receipt["removed"]["audit_outcomes"]["audit_outcomes"] >= 1
+    assert sum(receipt["removed"]["live_model"].values()) > 0
+    with store.engine.connect() as conn:
+        for table in (schema.events, schema.customers, schema.audit_outcomes):
+            n = conn.execute(select(func.count()).select_from(table).where(table.c.customer_key == key)).scalar_one()
+            assert n == 0, table.name
+        log = conn.execute(select(schema.admin_audit_log).where(schema.admin_audit_log.c.action == "customer.erase")).all()
+    assert log and all(customer not in json.dumps([r.target, r.detail]) and key not in json.dumps([r.target, r.detail])
+                       for r in log)
+    report = client.get(f"/fairness/reports/{job['detail']['report_id']}", headers=H(world.admin)).text
+    assert key not in report and customer not in report
+    assert model.history_row(key).nnz == 0
+    assert recommend(client, customer)["customer_status"] == "cold_start"
+    export = client.get(f"/customers/{customer}/export", headers=H(world.privacy))
+    assert_problem(export, 404)
+    again = client.delete(f"/customers/{customer}", headers=H(world.privacy)).json()
+    assert again["found"] is False and again["removed"]["events"] == 0
+
+
 # -- events ------------------------------------------------------------------------------
 
 
@@ -289,49 +374,6 @@ def test_consent_withdrawn_gives_non_personalised_lists(client: TestClient, worl
     assert body["errors"][0]["field"] == "body personalisation"
 
 
-def _store_report_with_outcome(world: World, customer_key: str) -> str:
-    """A stored report whose per-customer outcomes include ``customer_key`` (from a real audit when
-    the fairness job is available, else a row written like the audit writes it)."""
-    from datetime import UTC, datetime
-
-    report_id = f"r-{customer_key[:8]}"
-    with world.store().transaction() as conn:
-        conn.execute(schema.fairness_reports.insert().values(
-            id=report_id, created_at=datetime.now(UTC).replace(tzinfo=None), model_version=world.versions[-1],
-            status="pass", cohort_size=1, thresholds_version=0, report={"id": report_id}, html_path=None))
-        conn.execute(schema.audit_outcomes.insert().values(
-            report_id=report_id, customer_key=customer_key, outcomes={"ndcg": 0.5}))
-    return report_id
-
-
-def test_erasure_removes_the_customer_everywhere(client: TestClient, world: World) -> None:
-    customer = world.customers[40]
-    key = world.key_of(customer)
-    app = client.app
-    model = app.state.serving.current.model  # type: ignore[attr-defined]
-    assert model.history_row(key).nnz > 0
-    _store_report_with_outcome(world, key)
-    r = client.delete(f"/customers/{customer}", headers=H(world.privacy))
-    assert r.status_code == 200, r.text
-    receipt = r.json()
-    assert receipt["found"] is True
-    assert receipt["removed"]["events"] > 0 and receipt["removed"]["customer_records"] == 1
-    assert sum(receipt["removed"]["audit_outcomes"].values()) >= 1
-    assert sum(receipt["removed"]["live_model"].values()) > 0
-    store = world.store()
-    with store.engine.connect() as conn:
-        for table in (schema.events, schema.customers, schema.audit_outcomes):
-            n = conn.execute(select(func.count()).select_from(table).where(table.c.customer_key == key)).scalar_one()
-            assert n == 0, table.name
-        log = conn.execute(select(schema.admin_audit_log).where(schema.admin_audit_log.c.action == "customer.erase")).all()
-    assert log and all(customer not in json.dumps([r.target, r.detail]) and key not in json.dumps([r.target, r.detail])
-                       for r in log)
-    assert model.history_row(key).nnz == 0
-    assert recommend(client, customer)["customer_status"] == "cold_start"
-    again = client.delete(f"/customers/{customer}", headers=H(world.privacy)).json()
-    assert again["found"] is False and again["removed"]["events"] == 0
-
-
 # -- models and training ------------------------------------------------------------------
 
 
@@ -385,7 +427,8 @@ def test_thresholds_change_rollback_and_history(client: TestClient, world: World
     changes = log["entries"][0]["detail"]["changes"]
     assert changes["policy.rerank_strength"] == {"old": 0.0, "new": 0.6}
     assert log["entries"][0]["key_id"] == world.admin.split("_")[1]
-    assert_problem(client.post("/admin/thresholds/rollback", json={"to_version": 999}, headers=H(world.admin)), 400)
+    body = assert_problem(client.post("/admin/thresholds/rollback", json={"to_version": 999}, headers=H(world.admin)), 422)
+    assert "999 does not exist" in body["detail"]
 
 
 # -- operations and logs ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import nullcontext
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from api import audit_log, fairness_bridge
 from api.auth import Principal
-from api.deps import AdminDep, JobsDep, StateDep, StoreDep
+from api.deps import AdminDep, AuditConfigDep, JobsDep, SettingsDep, StateDep, default_audit_config
 from api.errors import ApiProblem
 from api.logs import get_logger
+from api.settings import Settings
 
 router = APIRouter(prefix="/admin/audits", tags=["admin: audits"])
 
@@ -24,22 +25,31 @@ class JobCreated(BaseModel):
     job_id: str
 
 
-def start_audit(state: Any, jobs: Any, *, principal: Principal | None, job_id: str | None = None,
-                reason: str = "manual") -> str:
-    """Queue an audit of the loaded model; returns the job id (``job_id`` makes it once-only)."""
+def start_audit(state: Any, jobs: Any, *, config: Any, without_content: bool, principal: Principal | None,
+                job_id: str | None = None, reason: str = "manual") -> str:
+    """Queue an audit; returns the job id (an explicit ``job_id`` makes it once-only).
+
+    The audit trains its own model on the data before its cutoff with the
+    active bundle's configuration (the serving model has seen the held-out
+    period, so it cannot be judged on it); ``model_version`` in the report is
+    the serving model's. It holds the ``audit`` lease in ``job_locks``.
+    """
     run_audit = fairness_bridge.run_audit()
     loaded = state.current
-    if loaded is None:
-        raise ApiProblem(503, "No model loaded", "no model is loaded: train one before auditing it", slug="no-model")
-    job_id = jobs.create("audit", {"reason": reason, "model_version": loaded.version}, job_id=job_id)
+    job_id = jobs.create("audit", {"reason": reason, "model_version": loaded.version if loaded else None},
+                         job_id=job_id)
 
     def run(update: Any) -> dict[str, Any]:
-        lock = fairness_bridge.audit_lock()
-        guard = lock(state.store, name="audit", ttl_seconds=3 * 3600) if lock is not None else nullcontext(True)
-        with guard as acquired:
-            if not acquired:
-                raise RuntimeError("another process is running an audit (lease 'audit' held); try again later")
-            result = run_audit(state.store, state.home, model=loaded.model)
+        last = [0.0]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 2.0 or done == total:
+                last[0] = now
+                update({"stage": stage, "done": done, "total": total})
+
+        result = run_audit(state.store, state.home, config=config, without_content=without_content,
+                           progress=progress)
         audit_log.record(state.store, principal=principal, action="audit.run", target=f"report:{result.report_id}",
                          detail={"job_id": job_id, "reason": reason,
                                  "status": (result.report or {}).get("status")})
@@ -50,11 +60,13 @@ def start_audit(state: Any, jobs: Any, *, principal: Principal | None, job_id: s
 
 
 @router.post("", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
-def run_audit_now(state: StateDep, store: StoreDep, jobs: JobsDep, admin: AdminDep) -> dict[str, str]:
-    """Audit the loaded model now, in the background; poll GET /admin/jobs/{id} for the report id."""
+def run_audit_now(
+    state: StateDep, settings: SettingsDep, jobs: JobsDep, admin: AdminDep, config: AuditConfigDep
+) -> dict[str, str]:
+    """Run the fairness audit now, in the background; poll GET /admin/jobs/{id} for the report id."""
     if jobs.running("audit"):
         raise ApiProblem(409, "Conflict", "an audit is already queued or running; wait for it", slug="job-running")
-    job_id = start_audit(state, jobs, principal=admin)
+    job_id = start_audit(state, jobs, config=config, without_content=not settings.train_content, principal=admin)
     return {"job_id": job_id}
 
 
@@ -64,17 +76,20 @@ def next_run(audit_time: str, now: datetime) -> datetime:
     return at if at > now else at + timedelta(days=1)
 
 
-async def nightly_audits(state: Any, jobs: Any, audit_time: str) -> None:
+async def nightly_audits(state: Any, jobs: Any, settings: Settings) -> None:
     """Sleep until ``audit_time`` (UTC) every day and queue an audit, once across all workers:
     the job id is the date, and the ``jobs`` primary key lets only the first worker create it."""
     log = get_logger()
     while True:
         now = datetime.now(UTC).replace(tzinfo=None)
-        at = next_run(audit_time, now)
+        at = next_run(settings.audit_time, now)
         await asyncio.sleep((at - now).total_seconds())
         job_id = f"audit-nightly-{at:%Y%m%d}"
         try:
-            await asyncio.to_thread(start_audit, state, jobs, principal=None, job_id=job_id, reason="nightly")
+            await asyncio.to_thread(
+                start_audit, state, jobs, config=default_audit_config(settings),
+                without_content=not settings.train_content, principal=None, job_id=job_id, reason="nightly",
+            )
             log.info("nightly audit queued", extra={"job_id": job_id})
         except IntegrityError:
             log.info("nightly audit already queued by another worker", extra={"job_id": job_id})
