@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -74,12 +74,10 @@ class Attribution:
 
     def by_group(self) -> dict[str, float]:
         """Summed SHAP per feature group (groups without a nonzero contribution are absent)."""
-        out: dict[str, float] = {}
-        names = self.feature_names
-        for j, v in zip(self.order.tolist(), self.shap_values[self.order].tolist(), strict=True):
-            g = _GROUPS.get(names[j], "other")
-            out[g] = out.get(g, 0.0) + v
-        return out
+        groups, codes = _group_codes(self.feature_names)
+        present = np.bincount(codes[self.order], minlength=len(groups)) > 0
+        sums = np.bincount(codes, weights=self.shap_values, minlength=len(groups))
+        return {g: float(v) for g, v, p in zip(groups, sums.tolist(), present.tolist(), strict=True) if p}
 
     def feature_shap(self) -> dict[str, float]:
         """SHAP value per feature name (every feature, zeros included)."""
@@ -101,6 +99,14 @@ class Attribution:
                 )
             ],
         }
+
+
+@lru_cache(maxsize=8)
+def _group_codes(names: tuple[str, ...]) -> tuple[tuple[str, ...], npt.NDArray[np.int64]]:
+    """(group names, group code per feature) for a feature-name tuple."""
+    groups = tuple(dict.fromkeys(_GROUPS.get(n, "other") for n in names))
+    codes = np.asarray([groups.index(_GROUPS.get(n, "other")) for n in names], dtype=np.int64)
+    return groups, codes
 
 
 def attribute_rows(

@@ -30,6 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys.ranking.features import FEATURE_INDEX
+from recsys.retrieval.copurchase import sorted_contributions
 
 Role = Literal["history", "recommended"]
 Interaction = Literal["purchase", "rating", "cart", "view"]
@@ -136,6 +137,57 @@ class EvidenceConfig:
     popular_top: int = 20
 
 
+class HistoryContext:
+    """One customer's history row and what the history-item contributions need, computed once per list.
+
+    The contributions equal the retrievers' own ``contributions``/``explain``
+    (``tests/test_explain.py`` checks this); they are computed here for all
+    of a list's items at the cost of one: the co-purchase column comes from a
+    cached CSC copy, ALS's Cholesky factor is solved once per customer.
+    """
+
+    def __init__(self, finder: EvidenceFinder, row: sp.csr_matrix) -> None:
+        self.finder = finder
+        self.row = sp.csr_matrix(row, dtype=np.float32)
+        self.row.sort_indices()
+        keep = self.row.data > 0
+        self.items = self.row.indices[keep].astype(np.int64)
+        self.weights = self.row.data[keep]
+        self._als: Any = None
+
+    def copurchase(self, item: int) -> list[tuple[int, float]]:
+        sim = self.finder.similarity_csc()
+        lo, hi = sim.indptr[item], sim.indptr[item + 1]
+        rows, vals = sim.indices[lo:hi], sim.data[lo:hi]
+        hit = np.isin(rows, self.items, assume_unique=True)
+        return sorted_contributions(rows[hit], vals[hit].astype(np.float64))
+
+    def ease(self, item: int) -> list[tuple[int, float]]:
+        r = self.finder.stage.retrievers["ease"]
+        target = r.slot_[item]
+        if target < 0 or not len(self.items):
+            return []
+        slots = r.slot_[self.items]
+        used = slots >= 0
+        values = np.ones(int(used.sum()), np.float64) if r.config.binarize else self.weights[used].astype(np.float64)
+        return sorted_contributions(self.items[used], values * r.weights_[slots[used], target])
+
+    def als(self, item: int) -> list[tuple[int, float]]:
+        import scipy.linalg as sla
+
+        r = self.finder.stage.retrievers["als"]
+        if self._als is None:
+            items, confidence = r._confidences(self.row)
+            system = r._system(items, confidence) if len(items) else None
+            self._als = (items, confidence, system)
+        items, confidence, system = self._als
+        if system is None:
+            return []
+        weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64))
+        values = confidence * (r.item_factors_[items].astype(np.float64) @ weighted)
+        return sorted_contributions(items, values)
+
+
 class EvidenceFinder:
     """Looks up evidence in a fitted recommender's serving stage (read at call time)."""
 
@@ -167,6 +219,18 @@ class EvidenceFinder:
         rank[order] = np.arange(1, len(order) + 1)
         self._pop_rank = rank
         self._catalog_for = inter
+
+    def similarity_csc(self) -> sp.csc_matrix:
+        """The co-purchase similarity as CSC (column i: which items point to i), cached."""
+        sim = self.stage.retrievers["copurchase"].similarity_
+        if getattr(self, "_sim_for", None) is not sim:
+            self._sim_csc = sp.csc_matrix(sim)
+            self._sim_csc.sort_indices()
+            self._sim_for = sim
+        return self._sim_csc
+
+    def context(self, row: sp.csr_matrix) -> HistoryContext:
+        return HistoryContext(self, row)
 
     def kinds(self) -> sp.csr_matrix:
         """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""
@@ -225,7 +289,7 @@ class EvidenceFinder:
         item: int,
         features: npt.NDArray[np.float32],
         *,
-        row: sp.csr_matrix | None = None,
+        row: sp.csr_matrix | HistoryContext | None = None,
         now: float | None = None,
     ) -> list[Evidence]:
         """Candidate reasons group ``group`` supports for ``item``, most specific first ([] if none).
@@ -238,11 +302,12 @@ class EvidenceFinder:
         if finder is None:
             return []
         u = self.stage.interactions.customers.index(customer)
-        if row is None:
-            row = self.model.history_row(customer)
-        if row.nnz == 0 and group != "popularity":
+        ctx = row if isinstance(row, HistoryContext) else self.context(
+            self.model.history_row(customer) if row is None else row
+        )
+        if not len(ctx.items) and group != "popularity":
             return []
-        return finder(customer, u, row, int(item), features, now)
+        return finder(customer, u, ctx, int(item), features, now)
 
     def _history_citing(self, reason: str, source: str, pairs: list[tuple[int, float]], u: int, item: int) -> list[Evidence]:
         positive = [(j, v) for j, v in pairs if v > 0 and j != item]
@@ -263,25 +328,25 @@ class EvidenceFinder:
         r = self.stage.retrievers.get("copurchase")
         if r is None:
             return []
-        return self._history_citing("bought_together", "copurchase", r.contributions(row, item), u, item)
+        return self._history_citing("bought_together", "copurchase", row.copurchase(item), u, item)
 
     def _als(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("als")
         if r is None:
             return []
-        return self._history_citing("because_you_bought", "als", r.explain(row, item), u, item)
+        return self._history_citing("because_you_bought", "als", row.als(item), u, item)
 
     def _ease(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("ease")
         if r is None:
             return []
-        return self._history_citing("goes_with", "ease", r.contributions(row, item), u, item)
+        return self._history_citing("goes_with", "ease", row.ease(item), u, item)
 
     def _content(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("content")
         if r is None:
             return []
-        pairs = [(e.item, e.similarity) for e in r.evidence(row, item, k=self.config.max_items)]
+        pairs = [(e.item, e.similarity) for e in r.evidence(row.row, item, k=self.config.max_items)]
         return self._history_citing("similar_to", "content", pairs, u, item)
 
     def _buy_again(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
@@ -311,7 +376,7 @@ class EvidenceFinder:
         if not share >= self.config.min_category_share:
             return []
         inter = self.stage.interactions
-        hist, w = row.indices, row.data
+        hist, w = row.items, row.weights
         self._catalog()
         same = np.flatnonzero(self._categories[hist] == name)
         same = same[np.lexsort((hist[same], -w[same]))][: self.config.max_items]

@@ -177,6 +177,21 @@ def test_reason_group_is_the_strongest_positive_group_with_evidence(model: Recom
                     assert not all(sum(shap[f] for f in fs) > 0 for fs in BACKING[cand.reason_type])
 
 
+def test_batched_history_contributions_equal_the_retrievers_own(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+    r = model.stage_.retrievers
+    for customer in known_customers(inter, 8):
+        row = model.history_row(customer)
+        ctx = explainer.finder.context(row)
+        for it in model.recommend(customer, 10).items:
+            for mine, theirs in (
+                (ctx.copurchase(it.index), r["copurchase"].contributions(row, it.index)),
+                (ctx.ease(it.index), r["ease"].contributions(row, it.index)),
+                (ctx.als(it.index), r["als"].explain(row, it.index)),
+            ):
+                assert [j for j, _ in mine] == [j for j, _ in theirs]
+                assert np.allclose([v for _, v in mine], [v for _, v in theirs], rtol=1e-6, atol=1e-9)
+
+
 def test_explanations_are_deterministic(model: Recommender, inter: Interactions) -> None:
     customer = known_customers(inter)[3]
     a = [e.as_dict() for e in Explainer(model).explain(model.recommend(customer, 10))]
