@@ -202,8 +202,8 @@
     const button = event.submitter || $("signin-form").querySelector("button");
     button.disabled = true;
     try {
-      // Any admin route checks the key and its role.
-      await api("GET", "/admin/thresholds", { key });
+      // Any admin route checks the key and its role; the models list is always there.
+      await api("GET", "/admin/models", { key });
       window.sessionStorage.setItem(KEY_STORAGE, key);
       $("api-key").value = "";
       showError("signin-error", null);
