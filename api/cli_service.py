@@ -69,6 +69,32 @@ def _first_audit(settings: Settings, store: Any) -> None:
     console.print(f"fairness report {result.report_id}: {(result.report or {}).get('status')}")
 
 
+def _quiet_server_class() -> Any:
+    import contextlib
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn re-raises a caught Ctrl+C after its graceful shutdown, which ends a clean stop in a
+        KeyboardInterrupt traceback; we have shut down already, so we swallow it."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    captured = getattr(self, "_captured_signals", None)
+                    if isinstance(captured, list):
+                        captured.clear()
+
+    return QuietServer
+
+
+def _quiet_server(config: Any) -> Any:
+    return _quiet_server_class()(config)
+
+
 @app.command(
     "serve",
     epilog=(
@@ -111,7 +137,7 @@ def serve_command(
     if workers == 1:
         from api.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        _quiet_server(uvicorn.Config(create_app(settings), **common)).run()
         return
     # Every worker is a fresh process that builds its app from the environment;
     # the metrics of all of them are aggregated through this directory.

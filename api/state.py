@@ -71,12 +71,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def build_explainer(model: Any) -> Any | None:
+def build_explainer(model: Any, *, sensitive: tuple[str, ...] = ()) -> Any | None:
+    """The explainer for ``model``; reason texts never name the ``sensitive`` attributes."""
     try:
         from explain import Explainer  # type: ignore[attr-defined]
+        from explain.explainer import ExplainerConfig
     except ImportError:
         return None
-    return Explainer(model)
+    return Explainer(model, ExplainerConfig(sensitive=tuple(sensitive)))
 
 
 def _catalog(model: Any) -> dict[str, ItemInfo]:
@@ -131,7 +133,7 @@ class ServingState:
                 model=model,
                 manifest=manifest,
                 version=version,
-                explainer=build_explainer(model),
+                explainer=build_explainer(model, sensitive=self.store.sensitive_attributes()),
                 catalog=_catalog(model),
                 loaded_at=time.time(),
                 supports_policy="policy" in inspect.signature(model.recommend).parameters,

@@ -6,10 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from api.app import create_app
@@ -480,3 +483,49 @@ def test_keys_are_stored_only_as_hashes(world: World) -> None:
         assert key not in blob and key.split("_")[2] not in blob
 
 
+
+
+# -- nightly audit ------------------------------------------------------------------------
+
+
+def test_nightly_audit_is_queued_once_across_workers(client: TestClient, world: World) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from api.jobs import JobRunner
+    from api.routers.audits import start_audit
+
+    state = client.app.state.serving  # type: ignore[attr-defined]
+    first, second = client.app.state.jobs, JobRunner(state.store)  # type: ignore[attr-defined]  # two workers
+    job_id = "audit-nightly-20261202"
+    start_audit(state, first, config=AUDIT, without_content=True, principal=None, job_id=job_id, reason="nightly")
+    with pytest.raises(IntegrityError):
+        start_audit(state, second, config=AUDIT, without_content=True, principal=None, job_id=job_id, reason="nightly")
+    first.wait(job_id, timeout=300)
+    assert client.get(f"/admin/jobs/{job_id}", headers=H(world.admin)).json()["detail"]["reason"] == "nightly"
+    second.shutdown()
+
+
+@given(
+    hour=st.integers(0, 23), minute=st.integers(0, 59),
+    now=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1)),
+)
+def test_next_nightly_run_is_the_next_wall_clock_time(hour: int, minute: int, now: datetime) -> None:
+    from api.routers.audits import next_run
+
+    at = next_run(f"{hour:02d}:{minute:02d}", now)
+    assert now < at <= now + timedelta(days=1)
+    assert (at.hour, at.minute, at.second, at.microsecond) == (hour, minute, 0, 0)
+
+
+@given(st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=50))
+def test_token_bucket_never_passes_more_than_burst_plus_rate_times_elapsed(gaps: list[float]) -> None:
+    from api.middleware import TokenBuckets
+
+    bucket = TokenBuckets(rate=2.0, burst=5)
+    now, passed = 0.0, 0
+    for gap in gaps:
+        now += gap
+        wait = bucket.take("c", now=now)
+        passed += wait == 0.0
+        assert wait >= 0.0
+    assert passed <= 5 + 2.0 * now + 1e-9

@@ -1,0 +1,426 @@
+"""Load benchmark: `clearshelf serve --workers 2` on Complete Journey, driven over loopback.
+
+Phases (each against the same running server):
+
+1. baseline: `wrk` on GET /healthz (the HTTP stack alone: uvicorn + uvloop +
+   httptools + our middleware), the floor the recommendation figures are read against;
+2. saturated: `wrk` on GET /recommendations with explain=true, then explain=false,
+   `--duration` seconds each: throughput, p50/p99 (wrk's --latency), non-2xx,
+   memory per worker and how many connections (and requests) each worker served;
+3. fixed rate: an open-loop asyncio/httpx client (below) at `--rate` requests/s
+   with explain=true: latency is measured from each request's *scheduled* time, so a
+   stalled server cannot hide its queueing (no coordinated omission);
+4. soak: the same fixed-rate client for `--soak` seconds, memory sampled every 10 s.
+
+Customers are a seeded sample of Complete Journey households (90% known, 10%
+ids the store never saw, i.e. cold start). The load generator runs in other
+processes on the same machine (loopback only).
+
+    python benchmarks/load_serve.py --data ../shared/data/completejourney \
+        --out benchmarks/results/load_serve_completejourney.json
+
+`--home DIR` keeps the loaded store and the trained model between runs (the
+first run loads the dataset and trains, several minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CLEARSHELF = str(Path(sys.executable).parent / "clearshelf")
+PSEUDONYM_KEY = "load-benchmark-pseudonym-key-0123456789"
+
+
+def sh(cmd: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, env=env, check=True, text=True, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def children(pid: int) -> list[int]:
+    try:
+        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(p) for p in out]
+
+
+def connections_per_pid(port: int) -> dict[int, int]:
+    """Established server-side connections on ``port`` by owning process (from `ss`)."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    counts: Counter[int] = Counter()
+    for line in out.splitlines():
+        for pid in set(re.findall(r"pid=(\d+)", line)):
+            counts[int(pid)] += 1
+    return dict(counts)
+
+
+# -- preparing the store and the model -----------------------------------------------
+
+
+def prepare(home: Path, data: Path, env: dict[str, str], *, content: bool) -> dict[str, Any]:
+    if (home / "models" / "ACTIVE").exists():
+        print(f"reusing the store and model in {home}")
+        return {"reused": True}
+    started = time.perf_counter()
+    sh([CLEARSHELF, "load-dataset", "completejourney", "--path", str(data)], env)
+    loaded = time.perf_counter()
+    cmd = [CLEARSHELF, "train", "--hierarchy", "department,product_type"]
+    if not content:
+        cmd.append("--no-content")
+    sh(cmd, env)
+    return {"reused": False, "load_seconds": round(loaded - started, 1),
+            "train_seconds": round(time.perf_counter() - loaded, 1)}
+
+
+def sample_customers(data: Path, n: int, seed: int) -> list[str]:
+    import polars as pl
+
+    ids = pl.read_parquet(data / "transactions.parquet", columns=["household_id"])["household_id"]
+    known = sorted({str(v) for v in ids.unique().to_list()})
+    rng = random.Random(seed)
+    chosen = rng.sample(known, min(n, len(known)))
+    cold = [f"new-shopper-{i}" for i in range(max(1, n // 10))]
+    out = chosen[: n - len(cold)] + cold
+    rng.shuffle(out)
+    return out
+
+
+# -- the server --------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [CLEARSHELF, "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self.workers = workers
+
+    def wait_ready(self, timeout: float = 300) -> list[int]:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        pids: set[int] = set()
+        while time.monotonic() < deadline and len(pids) < self.workers:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                r = httpx.get(self.base + "/readyz", headers={"Connection": "close"}, timeout=5)
+                if r.status_code == 200:
+                    pids.add(r.json()["pid"])
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        if len(pids) < self.workers:
+            raise SystemExit("workers not ready in time")
+        return sorted(pids)
+
+    def worker_pids(self) -> list[int]:
+        return sorted(children(self.proc.pid))
+
+    def memory(self) -> dict[str, float | None]:
+        return {str(p): rss_mb(p) for p in self.worker_pids()}
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+# -- wrk ------------------------------------------------------------------------------------
+
+
+LUA = """
+local paths = {%s}
+local n = #paths
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% n) + 1])
+end
+"""
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["requests_per_second"] = float(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    res["requests"] = int(m.group(1)) if m else None
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+\w+)", out, re.M)
+        res[f"p{pct}_ms"] = round(_ms(m.group(1)), 3) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True)) if m else {}
+    return res
+
+
+def run_wrk(server: Server, paths: list[str], *, duration: int, connections: int, threads: int,
+            workdir: Path, name: str) -> dict[str, Any]:
+    script = workdir / f"{name}.lua"
+    script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
+    mem_before = server.memory()
+    seen: dict[int, int] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(2.0):
+            for pid, n in connections_per_pid(server.port).items():
+                seen[pid] = max(seen.get(pid, 0), n)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    log_before = _requests_per_pid(server.log_path)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), server.base]
+    print("$", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    stop.set()
+    watcher.join()
+    log_after = _requests_per_pid(server.log_path)
+    res = parse_wrk(out)
+    workers = server.worker_pids()
+    res.update({
+        "connections": connections, "threads": threads, "duration_s": duration,
+        "memory_mb_before": mem_before, "memory_mb_after": server.memory(),
+        "connections_per_worker": {str(p): seen.get(p, 0) for p in workers},
+        "requests_per_worker": {str(p): log_after.get(p, 0) - log_before.get(p, 0) for p in workers},
+        "wrk_output": out,
+    })
+    print(json.dumps({k: v for k, v in res.items() if k != "wrk_output"}, indent=1), flush=True)
+    return res
+
+
+def _requests_per_pid(log: Path) -> dict[int, int]:
+    counts: Counter[int] = Counter()
+    try:
+        with log.open() as fh:
+            for line in fh:
+                if '"msg": "request"' in line:
+                    m = re.search(r'"pid": (\d+)', line)
+                    if m:
+                        counts[int(m.group(1))] += 1
+    except OSError:
+        pass
+    return dict(counts)
+
+
+# -- the fixed-rate client -------------------------------------------------------------
+
+
+async def fixed_rate(base: str, paths: list[str], *, rate: float, duration: float, connections: int,
+                     server: Server | None = None, sample_every: float = 10.0) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate whatever happened before; latency counts from
+    the due time. At most ``connections`` requests are in flight; a due request waiting for a free
+    slot is late, and that wait is in its latency."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    total = int(rate * duration)
+    latencies = np.full(total, np.nan)
+    service = np.full(total, np.nan)
+    statuses: Counter[int] = Counter()
+    errors: Counter[str] = Counter()
+    samples: list[dict[str, Any]] = []
+    slots = asyncio.Semaphore(connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.5
+
+        async def one(i: int) -> None:
+            due = t0 + i / rate
+            async with slots:
+                sent = loop.time()
+                try:
+                    r = await client.get(paths[i % len(paths)])
+                    statuses[r.status_code] += 1
+                except httpx.HTTPError as exc:
+                    errors[exc.__class__.__name__] += 1
+                    return
+                done = loop.time()
+            latencies[i] = (done - due) * 1000
+            service[i] = (done - sent) * 1000
+
+        async def sampler() -> None:
+            while True:
+                await asyncio.sleep(sample_every)
+                if server is not None:
+                    samples.append({"t": round(loop.time() - t0, 1), "memory_mb": server.memory()})
+
+        sampling = asyncio.create_task(sampler())
+        tasks = []
+        for i in range(total):
+            delay = t0 + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        sampling.cancel()
+        elapsed = loop.time() - t0
+    ok = latencies[np.isfinite(latencies)]
+    return {
+        "target_rate": rate, "duration_s": duration, "requests": total, "achieved_rate": round(total / elapsed, 1),
+        "statuses": {str(k): v for k, v in statuses.items()}, "errors": dict(errors),
+        "p50_ms": round(float(np.percentile(ok, 50)), 3) if len(ok) else None,
+        "p99_ms": round(float(np.percentile(ok, 99)), 3) if len(ok) else None,
+        "max_ms": round(float(ok.max()), 3) if len(ok) else None,
+        "service_p50_ms": round(float(np.nanpercentile(service, 50)), 3) if len(ok) else None,
+        "service_p99_ms": round(float(np.nanpercentile(service, 99)), 3) if len(ok) else None,
+        "memory_samples": samples,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "completejourney")
+    ap.add_argument("--home", type=Path, help="keep the store and model here (default: a temporary directory)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=60, help="seconds per saturated setting")
+    ap.add_argument("--baseline-duration", type=int, default=20)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--fixed-duration", type=int, default=60)
+    ap.add_argument("--soak", type=int, default=600, help="soak seconds at --rate (0 skips)")
+    ap.add_argument("--customers", type=int, default=2000)
+    ap.add_argument("--no-content", action="store_true", help="train without the text-embedding source")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_serve_completejourney.json")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="clearshelf-load-"))
+    home = args.home or tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        CLEARSHELF_HOME=str(home), CLEARSHELF_PSEUDONYM_KEY=PSEUDONYM_KEY, OPENBLAS_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1", CLEARSHELF_RATE_LIMIT_PER_SECOND="0", CLEARSHELF_AUDIT_TIME="",
+        CLEARSHELF_LOG_LEVEL="info",
+    )
+    env.pop("CLEARSHELF_DATABASE_URL", None)
+    result: dict[str, Any] = {
+        "benchmark": "load_serve", "dataset": "completejourney",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "loadavg_at_start": os.getloadavg(),
+                    "note": "2 cores shared with other jobs; load generator on the same machine"},
+        "settings": vars(args) | {"data": str(args.data), "home": str(home), "out": str(args.out)},
+    }
+    result["prepare"] = prepare(home, args.data, env, content=not args.no_content)
+    customers = sample_customers(args.data, args.customers, args.seed)
+    from urllib.parse import quote
+
+    def paths(explain: bool) -> list[str]:
+        flag = "true" if explain else "false"
+        return [f"/recommendations?customer_id={quote(c)}&k=10&explain={flag}" for c in customers]
+
+    server = Server(env, args.workers, tmp / "server.log")
+    try:
+        result["worker_pids"] = server.wait_ready()
+        # warm every worker (first requests build lazy caches)
+        import httpx
+
+        for p in paths(True)[:200]:
+            httpx.get(server.base + p, headers={"Connection": "close"}, timeout=30)
+        result["memory_mb_warm"] = server.memory()
+        result["baseline_healthz"] = run_wrk(server, ["/healthz"], duration=args.baseline_duration,
+                                             connections=args.connections, threads=args.threads,
+                                             workdir=tmp, name="healthz")
+        for explain in (True, False):
+            name = f"saturated_explain_{str(explain).lower()}"
+            result[name] = run_wrk(server, paths(explain), duration=args.duration, connections=args.connections,
+                                   threads=args.threads, workdir=tmp, name=name)
+        for explain in (True, False):
+            rps = result[f"saturated_explain_{str(explain).lower()}"]["requests_per_second"]
+            base = result["baseline_healthz"]["requests_per_second"]
+            result[f"ratio_explain_{str(explain).lower()}_to_healthz"] = round(rps / base, 4) if rps and base else None
+        print(f"fixed rate {args.rate}/s for {args.fixed_duration} s ...", flush=True)
+        result["fixed_rate_explain_true"] = asyncio.run(
+            fixed_rate(server.base, paths(True), rate=args.rate, duration=args.fixed_duration, connections=16,
+                       server=server))
+        print(json.dumps({k: v for k, v in result["fixed_rate_explain_true"].items() if k != "memory_samples"}),
+              flush=True)
+        if args.soak:
+            print(f"soak at {args.rate}/s for {args.soak} s ...", flush=True)
+            result["soak_explain_true"] = asyncio.run(
+                fixed_rate(server.base, paths(True), rate=args.rate, duration=args.soak, connections=16,
+                           server=server, sample_every=10.0))
+            samples = result["soak_explain_true"]["memory_samples"]
+            if len(samples) >= 2:
+                result["soak_memory_growth_mb"] = {
+                    pid: round((samples[-1]["memory_mb"].get(pid) or 0) - (samples[0]["memory_mb"].get(pid) or 0), 1)
+                    for pid in samples[0]["memory_mb"]
+                }
+            print(json.dumps({k: v for k, v in result["soak_explain_true"].items() if k != "memory_samples"}),
+                  flush=True)
+        metrics = httpx.get(server.base + "/metrics", timeout=30).text
+        result["metrics_excerpt"] = [line for line in metrics.splitlines()
+                                     if line.startswith(("clearshelf_recommendations_served_total",
+                                                         "clearshelf_cold_start_share",
+                                                         "clearshelf_explanation_additivity_failures_total"))]
+    finally:
+        server.stop()
+        result["machine"]["loadavg_at_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"results written to {args.out}")
+    if args.home is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
