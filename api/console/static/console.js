@@ -172,6 +172,57 @@
     });
   }
 
+  // ------------------------------------------------------------------ background jobs
+
+  // Start a job (POST ``path`` -> {job_id}), then poll GET /admin/jobs/{id} once a
+  // second, writing its progress into ``statusNode``, until it succeeds or fails.
+  async function runJob(path, { button, statusNode, errorId, label }) {
+    showError(errorId, null);
+    button.disabled = true;
+    try {
+      const { job_id: id } = await api("POST", path);
+      statusNode.textContent = `${label}: queued…`;
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const job = await api("GET", `/admin/jobs/${encodeURIComponent(id)}`);
+        const d = job.detail || {};
+        if (job.status === "succeeded") {
+          statusNode.textContent = `${label}: done.`;
+          return job;
+        }
+        if (job.status === "failed") throw new Error(`${label} failed: ${job.error || "no details given"}`);
+        statusNode.textContent = `${label}: ${job.status}` + (d.stage ? ` (${d.stage}${d.total ? ` ${d.done}/${d.total}` : ""})` : "") + "…";
+      }
+    } catch (err) {
+      statusNode.textContent = "";
+      showError(errorId, err);
+      return null;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function runAudit() {
+    const job = await runJob("/admin/audits", { button: $("run-audit"), statusNode: $("audit-job"),
+      errorId: "fairness-error", label: "Audit" });
+    if (!job) return;
+    const d = job.detail || {};
+    $("audit-job").textContent = `Audit done: report ${d.report_id ?? ""} (${d.status ?? "?"}).`;
+    if (current === "fairness") await loadFairness();
+  }
+
+  async function trainModel() {
+    const ok = await confirmDialog("Train a new model?", el("p", {
+      text: "Trains on everything in the store now, in the background, and activates the new model when it is done. The current model stays available to roll back to." }), "Train");
+    if (!ok) return;
+    const job = await runJob("/admin/train", { button: $("train-model"), statusNode: $("train-job"),
+      errorId: "models-error", label: "Training" });
+    if (!job) return;
+    const d = job.detail || {};
+    $("train-job").textContent = `Training done: model ${d.version ?? ""} is active.`;
+    if (current === "models") await loadModels();
+  }
+
   // ------------------------------------------------------------------ sign-in and navigation
 
   let current = null;
@@ -472,7 +523,7 @@
       const colour = SERIES_COLOURS[k % SERIES_COLOURS.length];
       if (ser.limit !== null && ser.limit !== undefined && k === 0) {
         s.append(svg("line", { class: "ref", x1: left, x2: w - right, y1: y(ser.limit), y2: y(ser.limit) }),
-          svg("text", { x: w - right - 4, y: y(ser.limit) - 4, "text-anchor": "end", text: `limit ${ser.limit}` }));
+          svg("text", { x: left + 4, y: y(ser.limit) - 4, class: "muted-text", text: `limit ${ser.limit}` }));
       }
       const pts = ser.values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean);
       if (pts.length > 1) s.append(svg("polyline", { class: "trend-line", points: pts.join(" "), stroke: colour }));
@@ -1044,6 +1095,8 @@
     for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => go(tab.dataset.page));
     window.addEventListener("hashchange", () => { const p = pageFromHash(); if (p && p !== current) show(p); });
     $("open-report").addEventListener("click", openFullReport);
+    $("run-audit").addEventListener("click", runAudit);
+    $("train-model").addEventListener("click", trainModel);
     $("rerank-strength").addEventListener("input", () => {
       $("rerank-strength-out").textContent = num($("rerank-strength").value, 2);
       schedulePreview();
