@@ -126,6 +126,28 @@ def test_hot_swap_under_20_request_loops_fails_no_request(server: str, world: Wo
     assert max(swaps) < 5.0
 
 
+def test_a_threshold_change_reaches_every_worker_within_5_s(server: str, world: World) -> None:
+    admin = {"X-API-Key": world.admin}
+    current = httpx.get(server + "/admin/thresholds", headers=admin, timeout=10).json()
+    settings = {**current["settings"], "policy": {"min_score": None, "rerank_strength": 0.3}}
+    r = httpx.put(server + "/admin/thresholds", json={"settings": settings, "note": "serve test"}, headers=admin,
+                  timeout=10)
+    assert r.status_code == 200, r.text
+    version = r.json()["version"]
+    started = time.monotonic()
+    while True:
+        seen = {}
+        for _ in range(12):
+            body = httpx.get(server + "/readyz", headers={"Connection": "close"}, timeout=5).json()
+            seen[body["pid"]] = body["thresholds_version"]
+        if len(seen) == 2 and set(seen.values()) == {version}:
+            break
+        assert time.monotonic() - started < 5.0, seen
+        time.sleep(0.1)
+    listed = httpx.get(server + "/recommendations", params={"customer_id": world.customers[3]}, timeout=10).json()
+    assert listed["thresholds_version"] == version
+
+
 def test_events_and_erasure_reach_every_worker(server: str, world: World) -> None:
     customer = world.customers[60]
     with httpx.Client(base_url=server, timeout=10) as c:
