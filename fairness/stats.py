@@ -158,15 +158,24 @@ def resampled_group_means(
     if n == 0:
         return out
     valid = np.isfinite(X)
-    Z = np.concatenate([np.where(valid, X, 0.0), valid.astype(np.float64)], axis=1)
+    # float32 halves the memory traffic; counts stay exact (< 2**24) and sums of
+    # values in [0, 1] keep ~7 significant digits, far finer than any interval.
+    Z = np.concatenate([np.where(valid, X, 0.0), valid], axis=1).astype(np.float32)
     rng = np.random.default_rng(list(seed))
     chunk = max(1, _CHUNK_ELEMENTS // n)
     for start in range(0, resamples, chunk):
         rows = min(chunk, resamples - start)
         draws = rng.integers(0, n, size=(rows, n))
-        draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
-        S = counts @ Z
+        if n >= 4096:
+            # one bincount per resample: its n counters stay in cache, where one
+            # bincount over rows * n counters scatters across memory (3x slower)
+            counts = np.empty((rows, n), dtype=np.float32)
+            for r in range(rows):
+                counts[r] = np.bincount(draws[r], minlength=n)
+        else:
+            draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float32)
+        S = (counts @ Z).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start : start + rows] = S[:, :m] / S[:, m:]
     return out
@@ -187,13 +196,34 @@ def _interval(value: float, samples: npt.NDArray[np.float64], alpha: float) -> I
     return Interval(float(value), float(low), float(high))
 
 
-def _nanmean_metric(values: npt.NDArray[np.float64]) -> Any:
+def _ratio_of_sums(sums: npt.NDArray[np.float64], counts: npt.NDArray[np.float64]) -> Any:
+    """A MetricFrame metric over rows that are per-group sufficient statistics.
+
+    Each row passed to MetricFrame is one group (its index into ``sums``);
+    the metric of any set of rows is ``sum(sums) / sum(counts)``, which is
+    exactly the mean over the customers behind those rows. Feeding Fairlearn
+    one row per group instead of one per customer keeps its per-row Python
+    overhead out of a 100k-customer audit.
+    """
+
     def metric(y_true: Any, y_pred: Any) -> float:
-        sub = values[np.asarray(y_true, dtype=np.int64)]
-        sub = sub[np.isfinite(sub)]
-        return float(sub.mean()) if len(sub) else float("nan")
+        rows = np.asarray(y_true, dtype=np.int64)
+        total = float(counts[rows].sum())
+        return float(sums[rows].sum()) / total if total > 0 else float("nan")
 
     return metric
+
+
+def _metric_frame(
+    sums: npt.NDArray[np.float64], counts: npt.NDArray[np.float64], names: npt.NDArray[Any], metrics: Sequence[str], attribute: str
+) -> MetricFrame:
+    rows = np.arange(len(names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MetricFrame(
+            metrics={m: _ratio_of_sums(sums[:, j], counts[:, j]) for j, m in enumerate(metrics)},
+            y_true=rows, y_pred=rows, sensitive_features=pd.Series(np.asarray(names, dtype=object), name=attribute),
+        )
 
 
 def assess(
@@ -211,7 +241,6 @@ def assess(
         )
     X = np.column_stack([outcomes[m].cast(pl.Float64).fill_null(np.nan).to_numpy() for m in metrics]) if metrics else np.zeros((outcomes.height, 0))
     alpha = 1.0 - settings.confidence
-    row_index = np.arange(outcomes.height)
     results: list[MetricResult] = []
     for a_pos, attribute in enumerate(groups.attributes):
         labels = groups.labels(attribute)
@@ -224,23 +253,15 @@ def assess(
                 for g in range(len(names))
             ]
         )  # (groups, resamples, metrics)
-        sf = pd.Series(labels, name=attribute)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mf = MetricFrame(
-                metrics={m: _nanmean_metric(X[:, j]) for j, m in enumerate(metrics)},
-                y_true=row_index, y_pred=row_index, sensitive_features=sf,
-            )
-            keep = judgeable[codes]
-            mf_j = (
-                MetricFrame(
-                    metrics={m: _nanmean_metric(X[keep][:, j]) for j, m in enumerate(metrics)},
-                    y_true=np.arange(int(keep.sum())), y_pred=np.arange(int(keep.sum())),
-                    sensitive_features=pd.Series(labels[keep], name=attribute),
-                )
-                if judgeable.sum() >= 2
-                else None
-            )
+        valid = np.isfinite(X)
+        sums = np.stack([np.bincount(codes, weights=np.where(valid[:, j], X[:, j], 0.0), minlength=len(names)) for j in range(len(metrics))], axis=1) if metrics else np.zeros((len(names), 0))
+        counts = np.stack([np.bincount(codes, weights=valid[:, j].astype(np.float64), minlength=len(names)) for j in range(len(metrics))], axis=1) if metrics else np.zeros((len(names), 0))
+        mf = _metric_frame(sums, counts, names, metrics, attribute)
+        mf_j = (
+            _metric_frame(sums[judgeable], counts[judgeable], names[judgeable], metrics, attribute)
+            if judgeable.sum() >= 2
+            else None
+        )
         by_group_frame = mf.by_group
         overall_series = mf.overall
         diff_s = mf_j.difference() if mf_j is not None else None
