@@ -146,8 +146,9 @@ class HistoryContext:
     cached CSC copy, ALS's Cholesky factor is solved once per customer.
     """
 
-    def __init__(self, finder: EvidenceFinder, row: sp.csr_matrix) -> None:
+    def __init__(self, finder: EvidenceFinder, row: sp.csr_matrix, customer: str | None = None) -> None:
         self.finder = finder
+        self.customer = customer
         self.row = sp.csr_matrix(row, dtype=np.float32)
         self.row.sort_indices()
         keep = self.row.data > 0
@@ -171,6 +172,33 @@ class HistoryContext:
         used = slots >= 0
         values = np.ones(int(used.sum()), np.float64) if r.config.binarize else self.weights[used].astype(np.float64)
         return sorted_contributions(self.items[used], values * r.weights_[slots[used], target])
+
+    def content(self, item: int) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """(history item, share of the content score) largest first, and each one's cosine to ``item``.
+
+        The content score is the cosine of the item with the weighted mean
+        profile, so history item j adds ``w_j cos(j, item) / |profile|``
+        (``w`` the recency-decayed weights the content source uses).
+        """
+        r = self.finder.stage.retrievers["content"]
+        if not r.has_text_[item]:
+            return [], {}
+        crow = r.history_row(self.customer) if self.customer is not None else None
+        if crow is None or crow.nnz == 0:
+            crow = self.row
+        idx, w = crow.indices.astype(np.int64), crow.data.astype(np.float64)
+        keep = (w > 0) & r.has_text_[idx]
+        idx, w = idx[keep], w[keep]
+        if not len(idx):
+            return [], {}
+        emb = r.embeddings_
+        norm = float(np.linalg.norm(w.astype(np.float32) @ emb[idx]))
+        if norm == 0:
+            return [], {}
+        sims = (emb[idx] @ emb[item]).astype(np.float64)
+        mine = idx != item
+        pairs = sorted_contributions(idx[mine], w[mine] * sims[mine] / norm)
+        return pairs, dict(zip(idx.tolist(), sims.tolist(), strict=True))
 
     def als(self, item: int) -> list[tuple[int, float]]:
         import scipy.linalg as sla
@@ -229,8 +257,8 @@ class EvidenceFinder:
             self._sim_for = sim
         return self._sim_csc
 
-    def context(self, row: sp.csr_matrix) -> HistoryContext:
-        return HistoryContext(self, row)
+    def context(self, row: sp.csr_matrix, customer: str | None = None) -> HistoryContext:
+        return HistoryContext(self, row, customer)
 
     def kinds(self) -> sp.csr_matrix:
         """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""
@@ -303,13 +331,22 @@ class EvidenceFinder:
             return []
         u = self.stage.interactions.customers.index(customer)
         ctx = row if isinstance(row, HistoryContext) else self.context(
-            self.model.history_row(customer) if row is None else row
+            self.model.history_row(customer) if row is None else row, customer
         )
         if not len(ctx.items) and group != "popularity":
             return []
         return finder(customer, u, ctx, int(item), features, now)
 
-    def _history_citing(self, reason: str, source: str, pairs: list[tuple[int, float]], u: int, item: int) -> list[Evidence]:
+    def _history_citing(
+        self,
+        reason: str,
+        source: str,
+        pairs: list[tuple[int, float]],
+        u: int,
+        item: int,
+        *,
+        similarity: dict[int, float] | None = None,
+    ) -> list[Evidence]:
         positive = [(j, v) for j, v in pairs if v > 0 and j != item]
         if not positive:
             return []
@@ -318,9 +355,11 @@ class EvidenceFinder:
             if positive[0][1] < self.config.min_citation_share * total:
                 return []
         positive = positive[: self.config.max_items]
-        key = "similarity" if source == "content" else None
         items = tuple(
-            self._history_item(u, j, float(v), **({key: float(v)} if key else {}), source=source) for j, v in positive
+            self._history_item(
+                u, j, float(v), **({"similarity": similarity[j]} if similarity else {}), source=source
+            )
+            for j, v in positive
         )
         return [Evidence(reason, SOURCE_OF[reason], items)]
 
@@ -346,8 +385,8 @@ class EvidenceFinder:
         r = self.stage.retrievers.get("content")
         if r is None:
             return []
-        pairs = [(e.item, e.similarity) for e in r.evidence(row.row, item, k=self.config.max_items)]
-        return self._history_citing("similar_to", "content", pairs, u, item)
+        pairs, sims = row.content(item)
+        return self._history_citing("similar_to", "content", pairs, u, item, similarity=sims)
 
     def _buy_again(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("buy_again")

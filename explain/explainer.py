@@ -121,7 +121,7 @@ class Explainer:
             rows = attribute_rows(model.ranker_, feats, [items[j].score for j in scored], feature_names=names)
             attributions = dict(zip(scored, rows, strict=True))
             self._check_additivity(ranked, attributions)
-        row = self.finder.context(model.history_row(ranked.customer)) if attributions else None
+        row = self.finder.context(model.history_row(ranked.customer), ranked.customer) if attributions else None
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
         out = []
         for j, it in enumerate(items):

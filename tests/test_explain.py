@@ -192,6 +192,42 @@ def test_batched_history_contributions_equal_the_retrievers_own(model: Recommend
                 assert np.allclose([v for _, v in mine], [v for _, v in theirs], rtol=1e-6, atol=1e-9)
 
 
+class HashingEncoder:
+    """A tiny deterministic text encoder (bag of hashed words), so the test needs no model download."""
+
+    name = "test-hashing"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import zlib
+
+        out = np.zeros((len(texts), 32), np.float32)
+        for r, t in enumerate(texts):
+            for w in t.lower().split():
+                out[r, zlib.crc32(w.encode()) % 32] += 1.0
+        return out
+
+
+def test_content_contributions_add_up_to_the_content_score(inter: Interactions) -> None:
+    from types import SimpleNamespace
+
+    from explain.evidence import EvidenceFinder
+    from recsys.retrieval.content import ContentConfig, ContentRetriever
+
+    content = ContentRetriever(ContentConfig(), encoder=HashingEncoder()).fit(inter)
+    fake = SimpleNamespace(stage_=SimpleNamespace(retrievers={"content": content}, interactions=inter))
+    finder = EvidenceFinder(fake)
+    for customer in known_customers(inter, 5):
+        ctx = finder.context(inter.row(customer), customer)
+        scores = content.score_all(customer)
+        for item in range(0, len(inter.items), 17):
+            pairs, sims = ctx.content(item)
+            own = content.history_row(customer)[0, item]
+            norm = np.linalg.norm(content.history_row(customer).data @ content.embeddings_[content.history_row(customer).indices])
+            self_part = own * sims.get(item, 0.0) / norm if own else 0.0
+            assert sum(v for _, v in pairs) + self_part == pytest.approx(float(scores[item]), abs=1e-5)
+            assert all(np.sign(v) == np.sign(sims[j]) for j, v in pairs)
+
+
 def test_explanations_are_deterministic(model: Recommender, inter: Interactions) -> None:
     customer = known_customers(inter)[3]
     a = [e.as_dict() for e in Explainer(model).explain(model.recommend(customer, 10))]
