@@ -335,22 +335,23 @@ def test_fairness_page_shows_the_latest_report_with_intervals_and_trend(
     # groups with their values and intervals, and a status badge per row
     rows = page.locator("#fairness-body table.groups tbody tr")
     assert rows.count() >= 2
-    text = page.locator("#fairness-body").inner_text()
-    assert re.search(r"\d\.\d{3} – \d\.\d{3}", text), "no confidence interval shown"
     assert page.locator("#fairness-body .status").count() >= rows.count()
-    # the trend lists every stored report (one so far: it says the line comes with the second)
-    page.locator("#fairness-trend svg").wait_for()
-    expect(page.locator("#fairness-trend tbody tr")).to_have_count(len(listing))
-    assert len(listing) == 1 and "first stored report" in page.locator("#fairness-trend").inner_text()
-    console.shot("02-fairness")
-    # a metric in the gaps table opens its per-group details
-    closed = page.locator("#fairness-body details.metric:not([open])").first
-    key = closed.get_attribute("data-metric")
+    # a metric in the gaps table opens its per-group details, with each group's interval
+    judgeable = [f"{m['attribute']}/{m['metric']}" for m in latest["metrics"] if m["judged"] and m["status"] != "too_small"]
+    key = next(k for k in judgeable
+               if page.locator(f'#fairness-body details.metric[data-metric="{k}"]').get_attribute("open") is None)
     page.locator(f'#fairness-body table.gaps tr[data-metric="{key}"] button').click()
     expect(page.locator(f'#fairness-body details.metric[data-metric="{key}"]')).to_have_attribute("open", "")
     assert page.locator(f'#fairness-body details.metric[data-metric="{key}"] summary').evaluate(
         "el => el === document.activeElement"
     )
+    details = page.locator(f'#fairness-body details.metric[data-metric="{key}"]').inner_text()
+    assert re.search(r"\d\.\d{3} – \d\.\d{3}", details), "no confidence interval shown"
+    # the trend lists every stored report (one so far: it says the line comes with the second)
+    page.locator("#fairness-trend svg").wait_for()
+    expect(page.locator("#fairness-trend tbody tr")).to_have_count(len(listing))
+    assert len(listing) == 1 and "first stored report" in page.locator("#fairness-trend").inner_text()
+    console.shot("02-fairness")
     # the full HTML report, fetched with the key and shown sandboxed
     page.click("#open-report")
     frame = page.locator("#report-frame")
@@ -393,8 +394,9 @@ def test_threshold_tuning_preview_apply_and_history(console: PageWatch, service:
     settings["policy"]["rerank_strength"] = target
     expected = httpx.post(service.url + "/admin/thresholds/preview", json={"settings": settings},
                           headers={"X-API-Key": service.key}, timeout=30).json()
-    assert _proposed(page, "ndcg") == f"{expected['proposed']['ndcg']:.4f}"
-    assert _proposed(page, "max_gap") == f"{expected['proposed']['max_gap']:.4f}"
+    for measure in ("ndcg", "max_gap", "coverage"):
+        value = expected["proposed"][measure]
+        assert _proposed(page, measure) == ("—" if value is None else f"{value:.4f}"), measure
     console.shot("05-thresholds-preview")
 
     # An audit threshold out of range: the service's problem detail is shown, nothing is stored.
