@@ -563,14 +563,32 @@ def test_models_page_trains_lists_versions_and_rolls_back(console: PageWatch, se
     assert service.get("/admin/models").json()["active"] == newest
 
 
-def test_keyboard_reaches_every_page_with_a_visible_focus(console: PageWatch) -> None:
+def test_audit_log_says_who_changed_what(console: PageWatch, service: Service) -> None:
+    page = console.page
+    page.click("button[data-page=log]")
+    page.locator("#log-table tbody tr[data-action]").first.wait_for()
+    rows = page.locator("#log-table tbody tr[data-action]")
+    actions = {rows.nth(i).get_attribute("data-action") for i in range(rows.count())}
+    for action in ("thresholds.set", "thresholds.rollback", "audit.run", "model.train", "model.activate"):
+        assert action in actions, (action, actions)
+    change = page.locator('#log-table tr[data-action="thresholds.set"]').first.inner_text()
+    assert service.key_id in change
+    assert "policy.rerank_strength: 0 → 0.4" in change, change
+    console.shot("14-audit-log")
+    page.fill("#log-action", "thresholds.rollback")
+    page.press("#log-action", "Enter")
+    expect(page.locator("#log-table tbody tr[data-action]")).to_have_count(1)
+    assert page.locator("#log-table tbody tr").first.get_attribute("data-action") == "thresholds.rollback"
+
+
+def test_keyboard_reaches_every_page_with_a_visible_focus(console: PageWatch, service: Service) -> None:
     page = console.page
     page.click("button[data-page=fairness]")
     page.focus("button[data-page=fairness]")
     page.keyboard.press("Tab")  # keyboard navigation from here on (:focus-visible)
     page.keyboard.press("Shift+Tab")
     seen = []
-    for _ in range(4):
+    for _ in range(5):
         focused = page.evaluate(
             "() => { const e = document.activeElement; const s = getComputedStyle(e);"
             " return [e.dataset.page || e.id, s.outlineStyle, s.outlineWidth]; }"
@@ -578,10 +596,20 @@ def test_keyboard_reaches_every_page_with_a_visible_focus(console: PageWatch) ->
         seen.append(focused[0])
         assert focused[1] != "none" and focused[2] != "0px", f"no visible focus on {focused[0]}"
         page.keyboard.press("Tab")
-    assert seen == ["fairness", "thresholds", "why", "models"]
+    assert seen == ["fairness", "thresholds", "why", "models", "log"]
     page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Enter")  # activates "Models" from the keyboard
-    page.locator("#page-models").wait_for(state="visible")
+    page.keyboard.press("Enter")  # activates "Audit log" from the keyboard
+    page.locator("#page-log").wait_for(state="visible")
+    assert page.locator("#page-models").is_hidden()
+    # A key the service stops accepting signs the console out, saying so.
+    page.evaluate("sessionStorage.setItem('clearshelf.adminKey', 'cs_000000000000_revoked')")
+    page.reload()
+    page.locator("#page-signin").wait_for(state="visible")
+    expect(page.locator("#signin-error")).to_contain_text("not accepted")
+    assert page.evaluate("sessionStorage.getItem('clearshelf.adminKey')") is None
+    page.fill("#api-key", service.key)
+    page.press("#api-key", "Enter")
+    page.locator("#page-log").wait_for(state="visible")  # back where it was (#log)
     # Sign out forgets the key.
     page.click("#sign-out")
     assert page.evaluate("sessionStorage.getItem('clearshelf.adminKey')") is None

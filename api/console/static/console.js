@@ -10,7 +10,7 @@
 (() => {
   const KEY_STORAGE = "clearshelf.adminKey";
   const BASE = window.location.pathname.replace(/\/admin\/console\/?$/, "");
-  const PAGES = ["fairness", "thresholds", "why", "models"];
+  const PAGES = ["fairness", "thresholds", "why", "models", "log"];
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   // ------------------------------------------------------------------ DOM helpers
@@ -1085,7 +1085,53 @@
     await loadModels();
   }
 
-  const LOADERS = { fairness: loadFairness, thresholds: loadThresholds, why: () => $("why-customer").focus(), models: loadModels };
+  // ------------------------------------------------------------------ audit log page
+
+  const LOG_PAGE = 100;
+
+  async function loadLog(beforeId) {
+    showError("log-error", null);
+    const query = new URLSearchParams({ limit: String(LOG_PAGE) });
+    const action = $("log-action").value.trim();
+    if (action) query.set("action", action);
+    if (beforeId) query.set("before_id", String(beforeId));
+    let entries;
+    try {
+      entries = (await api("GET", `/admin/audit-log?${query}`)).entries || [];
+    } catch (err) {
+      showError("log-error", err);
+      return;
+    }
+    const tbody = $("log-table").tBodies[0];
+    if (!beforeId) clear(tbody);
+    for (const e of entries) {
+      tbody.append(el("tr", { "data-action": e.action, "data-id": e.id },
+        el("td", { text: when(e.at) }),
+        el("td", {}, e.key_id ? el("code", { text: String(e.key_id) }) : "—"),
+        el("td", {}, el("code", { text: String(e.action) })),
+        el("td", { text: e.target ? String(e.target) : "" }),
+        el("td", { class: "help" }, logDetail(e.detail || {}))));
+    }
+    if (!beforeId && !entries.length) tbody.append(el("tr", {}, el("td", { colspan: 5, class: "meta", text: action ? `No entries with action ${action}.` : "No entries yet." })));
+    const older = $("log-older");
+    older.hidden = entries.length < LOG_PAGE;
+    older.dataset.before = entries.length ? String(entries[entries.length - 1].id) : "";
+  }
+
+  // {"changes": {"policy.rerank_strength": {"old": 0, "new": 0.4}}, ...} -> "policy.rerank_strength: 0 → 0.4; ..."
+  function logDetail(detail) {
+    const parts = [];
+    const { changes, ...rest } = detail;
+    if (changes && typeof changes === "object") {
+      for (const [k, v] of Object.entries(changes)) parts.push(`${k}: ${showValue(v && v.old)} → ${showValue(v && v.new)}`);
+    }
+    for (const [k, v] of Object.entries(rest)) {
+      parts.push(`${k}: ${v !== null && typeof v === "object" ? JSON.stringify(v) : showValue(v)}`);
+    }
+    return parts.join("; ");
+  }
+
+  const LOADERS = { fairness: loadFairness, thresholds: loadThresholds, why: () => $("why-customer").focus(), models: loadModels, log: () => loadLog() };
 
   // ------------------------------------------------------------------ wiring
 
@@ -1111,6 +1157,8 @@
     $("reset-thresholds").addEventListener("click", () => { if (thresholds) { fillForm(thresholds.settings); schedulePreview(0); } });
     $("rollback-thresholds").addEventListener("click", () => rollbackThresholds(undefined));
     $("why-form").addEventListener("submit", whyThis);
+    $("log-form").addEventListener("submit", (event) => { event.preventDefault(); loadLog(); });
+    $("log-older").addEventListener("click", () => loadLog(Number($("log-older").dataset.before)));
     $("models-rollback").addEventListener("click", () => { const p = previousModel(); if (p) activateModel(p.version); });
     if (adminKey()) {
       showSignedIn(true);
