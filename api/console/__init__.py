@@ -34,7 +34,6 @@ CONTENT_SECURITY_POLICY: Final = (
 STATIC_FILES: Final = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
 }
 _PAGE_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
