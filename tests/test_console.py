@@ -399,6 +399,13 @@ def test_threshold_tuning_preview_apply_and_history(console: PageWatch, service:
         assert _proposed(page, measure) == ("—" if value is None else f"{value:.4f}"), measure
     console.shot("05-thresholds-preview")
 
+    # A score floor is not in the sweep: the preview says so, and stops when it is unticked.
+    page.check("#min-score-on")
+    expect(page.locator("#min-score")).to_be_enabled()
+    expect(page.locator("#preview-table")).to_contain_text("min_score")
+    page.uncheck("#min-score-on")
+    expect(page.locator("#preview-table")).not_to_contain_text("min_score")
+
     # An audit threshold out of range: the service's problem detail is shown, nothing is stored.
     page.fill("#audit-ratio_min", "1.5")
     page.fill("#change-note", "console test")
