@@ -9,6 +9,7 @@ process holds it.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -99,6 +100,13 @@ def lock_holder(store: Store, name: str = "audit") -> dict[str, Any] | None:
     if row is None or row.expires_at < _now():
         return None
     return {"holder": row.holder, "acquired_at": row.acquired_at, "expires_at": row.expires_at}
+
+
+def _json_value(v: Any) -> Any:
+    # PostgreSQL's JSON type rejects NaN; an undefined outcome is stored as null
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,7 @@ def _run(
     html = render_html(run.report, history=history)
     json_path, html_path = write_files(run.report, html, home / "reports")
     rows = (
-        {"customer_key": r.pop("customer_id"), **r}
+        {"customer_key": r.pop("customer_id"), **{k: _json_value(v) for k, v in r.items()}}
         for r in run.outcomes.iter_rows(named=True)
     )
     repo.save(run.report, html_path=html_path, outcomes=rows)

@@ -194,6 +194,12 @@ svg text{font-size:11px;fill:#333}
 _STATUS_COLOUR = {"pass": "#2a8a3e", "warn": "#c98a00", "fail": "#c0392b", "too_small": "#888"}
 
 
+def _date(ts: int | None) -> str:
+    from datetime import UTC, datetime
+
+    return "n/a" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
@@ -296,6 +302,7 @@ def render_html(report: dict[str, Any], *, history: Sequence[dict[str, Any]] = (
         ("report id", r["id"]), ("created", r["created_at"]), ("serving model", r["model_version"] or "none active"),
         ("audit model", r["audit_model"].get("description", "")), ("cohort size", f"{r['cohort_size']:,} customers"),
         ("list length k", r["k"]), ("data", f"{d['source']}: {d['events']:,} events, {d['customers']:,} customers, {d['items']:,} items"),
+        ("data dates", f"{_date(d['first_ts'])} to {_date(d['last_ts'])} (UTC)"),
         ("split", f"{d['split']}; cutoff {r['audit_model'].get('cutoff_iso') or 'n/a'}; {d['train_events']:,} training / {d['test_events']:,} held-out events"),
         ("thresholds", f"version {r['thresholds_version']}; policy {json.dumps(r['policy'])}"),
         ("statistics", f"{r['statistics']['resamples']} bootstrap resamples within each group, {r['statistics']['confidence']:.0%} intervals, seed {r['statistics']['seed']}; groups under {r['thresholds']['audit']['min_group_size']} customers are too small to judge"),

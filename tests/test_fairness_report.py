@@ -42,7 +42,10 @@ def load_demo(store: Store, pseudonymiser: Pseudonymiser) -> None:
 def test_audit_is_stored_and_reported(store: Store, pseudonymiser: Pseudonymiser, tmp_path: Path) -> None:
     load_demo(store, pseudonymiser)
     ThresholdRepository(store).set({"audit": {"resamples": 500}}, actor="test")
-    first = run_audit(store, tmp_path, config=CONFIG)
+    first = run_audit(
+        store, tmp_path, config=CONFIG,
+        reasons=lambda model: (lambda ranked: [it.sources[0] for it in ranked.items]),  # stands in for explain
+    )
     report = first.report
     validate_report(report)
     for key in ("schema_version", "created_at", "model_version", "cohort_size", "metrics"):
@@ -61,10 +64,22 @@ def test_audit_is_stored_and_reported(store: Store, pseudonymiser: Pseudonymiser
     repo = ReportRepository(store)
     assert repo.get(first.report_id) == report
     assert repo.html_path(first.report_id) == first.html_path
-    assert repo.outcomes(first.report_id).height == report["cohort_size"]
+    stored = repo.outcomes(first.report_id)
+    assert stored.height == report["cohort_size"]
+    reason_cols = [c for c in stored.columns if c.startswith("reason:")]
+    assert reason_cols and any(m["metric"] == reason_cols[0] for m in report["metrics"])
+    shares = stored.select(pl.sum_horizontal(pl.col(reason_cols).fill_null(0.0))).to_series()
+    assert shares.to_list() == pytest.approx([1.0] * stored.height)
     assert "first stored report" in first.html_path.read_text()
 
-    second = run_audit(store, tmp_path, config=AuditConfig(recommender=SMALL, cutoff_days=21, k=5))
+    # a score floor nobody reaches: known customers get empty lists (undefined outcomes are
+    # stored as null, which PostgreSQL's JSON needs)
+    ThresholdRepository(store).set({"policy": {"min_score": 1e9}, "audit": {"resamples": 500}}, actor="test")
+    second = run_audit(
+        store, tmp_path, config=AuditConfig(recommender=SMALL, cutoff_days=21, k=5),
+    )
+    assert second.report["policy"]["min_score"] == 1e9 and second.report["thresholds_version"] == 2
+    assert repo.outcomes(second.report_id)["popularity"].null_count() > 0
     listed = repo.list()
     assert [r["id"] for r in listed] == [second.report_id, first.report_id]
     assert listed[0]["status"] == second.report["status"] and listed[0]["cohort_size"] == second.report["cohort_size"]
