@@ -376,6 +376,7 @@ def test_threshold_tuning_preview_apply_and_history(console: PageWatch, service:
     assert page.locator("#tradeoff svg .sweep-dot").count() >= 3, "the trade-off curve has no sweep"
     start = float(before["settings"]["policy"]["rerank_strength"])
     assert float(page.locator("#rerank-strength").input_value()) == pytest.approx(start)
+    assert page.locator("#tradeoff svg [data-point=audited]").count() == 0  # the audit ran with these settings
     start_strength = _proposed(page, "strength")
     start_point = page.locator("#tradeoff svg [data-point=proposed]").get_attribute("points")
     console.shot("04-thresholds")
@@ -439,6 +440,10 @@ def test_threshold_tuning_preview_apply_and_history(console: PageWatch, service:
     assert service.key_id in row, f"the history row does not say who: {row!r}"
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row), "the history row does not say when"
     assert "in force" in row
+    # The preview now starts from the settings in force; the audit still ran at the old strength.
+    in_force = page.locator("#preview-table tr[data-measure=strength] td").first
+    expect(in_force).to_have_text(f"{target:.2f}")
+    expect(page.locator("#tradeoff svg [data-point=audited]")).to_have_count(1)
     console.shot("07-thresholds-applied")
 
 
@@ -495,6 +500,10 @@ def test_rollback_restores_the_previous_thresholds(console: PageWatch, service: 
     assert rolled["settings"] == previous["settings"]
     assert rolled["note"] == f"rollback to version {previous['version']}"
     expect(page.locator("#rerank-strength")).to_have_value(f"{previous['settings']['policy']['rerank_strength']:g}")
+    expect(page.locator("#preview-table tr[data-measure=strength] td").first).to_have_text(
+        f"{previous['settings']['policy']['rerank_strength']:.2f}"
+    )
+    expect(page.locator("#tradeoff svg [data-point=audited]")).to_have_count(1)  # the audit ran at the applied strength
     console.shot("09-thresholds-rolled-back")
 
 

@@ -593,6 +593,7 @@
   let historyVersions = [];
   let previewSeq = 0;
   let previewTimer = null;
+  let baseline = null; // the preview point of the settings in force
 
   async function loadThresholds() {
     showError("thresholds-error", null);
@@ -605,6 +606,14 @@
       fillForm(cur.settings);
       renderCurrent();
       renderHistory();
+      baseline = null;
+      try {
+        // What the settings in force buy, read off the same sweep: the preview's own
+        // "current" is the policy the latest audit ran with, which lags an apply.
+        baseline = (await api("POST", "/admin/thresholds/preview", { body: { settings: cur.settings } })).proposed || null;
+      } catch (_err) {
+        baseline = null; // no report or no sweep: runPreview says so
+      }
       schedulePreview(0);
     } catch (err) {
       showError("thresholds-error", err);
@@ -743,7 +752,7 @@
   function renderPreview(preview) {
     $("preview-source").textContent = `(report ${preview.report_id}${preview.metric ? `, ${preview.metric}` : ""}${preview.attribute ? ` by ${preview.attribute}` : ""})`;
     const tbody = clear($("preview-table").tBodies[0]);
-    const cur = preview.current || {};
+    const cur = baseline || preview.current || {};
     const prop = preview.proposed || {};
     for (const [key, label, digits, better] of PREVIEW_ROWS) {
       const delta = prop[key] === undefined || cur[key] === undefined || prop[key] === null || cur[key] === null
@@ -767,7 +776,10 @@
     const xKey = byGap ? "max_gap" : "strength";
     const usable = (p) => p && ok(p.ndcg) && ok(p[xKey]);
     const curve = sweep.filter(usable);
-    const pts = [...curve, preview.current, preview.proposed].filter(usable);
+    const now = baseline || preview.current;
+    const audited = preview.current;
+    const showAudited = usable(audited) && usable(now) && Math.abs(audited.strength - now.strength) > 1e-9;
+    const pts = [...curve, now, preview.proposed, showAudited ? audited : null].filter(usable);
     const w = 560, h = 340, left = 58, right = 18, top = 16, bottom = 66;
     const s = svg("svg", { viewBox: `0 0 ${w} ${h}`, "aria-labelledby": "tradeoff-title tradeoff-desc" },
       svg("title", { id: "tradeoff-title", text: byGap ? "Trade-off between overall NDCG and the largest group gap" : "Overall NDCG by re-rank strength" }),
@@ -801,10 +813,15 @@
       dot.append(svg("title", { text: `strength ${num(p.strength, 2)}: NDCG ${num(p.ndcg, 4)}, gap ${num(p.max_gap, 4)}, coverage ${num(p.coverage, 3)}` }));
       s.append(dot, svg("text", { x: x(p[xKey]) + 6, y: y(p.ndcg) - 6, class: "muted-text", text: num(p.strength, 2) }));
     }
-    if (usable(preview.current)) {
-      const c = preview.current;
+    if (showAudited) {
+      const a = audited, ax = x(a[xKey]), ay = y(a.ndcg);
+      s.append(svg("rect", { class: "audited", x: ax - 5, y: ay - 5, width: 10, height: 10, "data-point": "audited" },
+        svg("title", { text: `the latest audit ran at strength ${num(a.strength, 2)}` })));
+    }
+    if (usable(now)) {
+      const c = now;
       s.append(svg("circle", { class: "current", cx: x(c[xKey]), cy: y(c.ndcg), r: 9, "data-point": "current" },
-        svg("title", { text: `current (strength ${num(c.strength, 2)})` })));
+        svg("title", { text: `in force now (strength ${num(c.strength, 2)})` })));
     }
     if (usable(preview.proposed)) {
       const p = preview.proposed, px = x(p[xKey]), py = y(p.ndcg), r = 7;
@@ -815,11 +832,15 @@
     // legend
     const lx = left + 4, ly = h - 14;
     s.append(svg("circle", { class: "current", cx: lx, cy: ly + 4, r: 6 }),
-      svg("text", { x: lx + 12, y: ly + 8, text: "current" }),
+      svg("text", { x: lx + 12, y: ly + 8, text: "in force" }),
       svg("polygon", { class: "proposed", points: `${lx + 80},${ly - 2} ${lx + 86},${ly + 4} ${lx + 80},${ly + 10} ${lx + 74},${ly + 4}` }),
       svg("text", { x: lx + 92, y: ly + 8, text: "proposed" }),
       svg("circle", { class: "sweep-dot", cx: lx + 170, cy: ly + 4, r: 3.5 }),
-      svg("text", { x: lx + 178, y: ly + 8, text: "sweep point (label = re-rank strength)" }));
+      svg("text", { x: lx + 178, y: ly + 8, text: "sweep point (label = strength)" }));
+    if (showAudited) {
+      s.append(svg("rect", { class: "audited", x: lx + 360, y: ly - 1, width: 10, height: 10 }),
+        svg("text", { x: lx + 376, y: ly + 8, text: "latest audit" }));
+    }
     return s;
   }
 
