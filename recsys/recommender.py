@@ -98,9 +98,10 @@ class RecommenderConfig:
     popularity: PopularityConfig = field(default_factory=PopularityConfig)
     buy_again: BuyAgainConfig = field(default_factory=BuyAgainConfig)
     candidates: CandidateCounts = field(default_factory=CandidateCounts)
-    ranker: RankerConfig = field(default_factory=RankerConfig)
+    # three seeds of 33 trees, averaged: as cheap to score and explain as one 99-tree model, steadier
+    ranker: RankerConfig = field(default_factory=lambda: RankerConfig(n_estimators=33, seeds=(42, 43, 44)))
     mode: Literal["repeats", "discovery"] = "repeats"
-    label_windows: int = 1
+    label_windows: int = 2
     label_window_days: float = 28.0
     max_training_customers: int = 4000
     level2_column: str | None = None
@@ -238,6 +239,34 @@ class Stage:
         if "content" in self.retrievers:
             self.retrievers["content"].profile_weights_.sort_indices()
 
+    def pool_index(self) -> ContentPool:
+        """The content pool with duplicate embeddings merged (cached; built on first use)."""
+        index = self.__dict__.get("_pool_index")
+        if index is None:
+            index = ContentPool.build(self.retrievers["content"].embeddings_, self.content_pool)
+            self._pool_index = index
+        return index
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for cache in ("_pool_index", "_popular_order", "_als_index"):  # rebuilt on first use
+            state.pop(cache, None)
+        return state
+
+    def als_index(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """Items with nonzero ALS factors (ascending) and their factors, contiguous (cached).
+
+        Items nobody bought keep zero factors in ALS, so they score 0 for
+        everyone and never become candidates: the scan skips them.
+        """
+        index = self.__dict__.get("_als_index")
+        if index is None:
+            factors = self.retrievers["als"].item_factors_
+            active = np.flatnonzero(np.any(factors != 0, axis=1)).astype(np.int32)
+            index = (active, np.ascontiguousarray(factors[active]))
+            self._als_index = index
+        return index
+
     def popular_order(self) -> npt.NDArray[np.int32]:
         """Every item with a positive popularity score, most popular first (cached)."""
         order = self.__dict__.get("_popular_order")
@@ -279,21 +308,30 @@ class Stage:
             return None
         profile = h.profile()
         hist_items = profile.items
-        full: dict[str, npt.NDArray[np.float32]] = {}
+        # each source: its proposals, and its scores of any items (read after merging)
+        score_of: dict[str, Callable[[npt.NDArray[np.int32]], npt.NDArray[np.float32]]] = {}
         proposals: dict[str, npt.NDArray[np.int32]] = {}
         counts = c.candidates
         if "als" in r:
-            als = r["als"]
-            full["als"] = (
-                als.item_factors_ @ h.als_factor if h.als_factor is not None
-                else np.zeros(len(inter.items), np.float32)
-            )
-        for name in ("ease", "copurchase"):
-            if name in r:
-                full[name] = r[name].score_history(h.row)
-        for name in ("als", "ease", "copurchase"):
-            if name in full:
-                proposals[name] = _top(full[name], getattr(counts, name), exclude=hist_items)
+            factors = r["als"].item_factors_
+            if h.als_factor is not None:
+                f = h.als_factor
+                active, active_factors = self.als_index()
+                proposals["als"] = _top(active_factors @ f, counts.als, exclude=hist_items, ids=active)
+                score_of["als"] = lambda idx, f=f: _rowdot(factors[idx], f)
+            else:
+                proposals["als"] = np.empty(0, np.int32)
+                score_of["als"] = lambda idx: np.zeros(len(idx), np.float32)
+        if "ease" in r:
+            ease = r["ease"]
+            modelled = _ease_modelled_scores(ease, h.row)
+            proposals["ease"] = _top(modelled, counts.ease, exclude=hist_items, ids=ease.item_index_)
+            score_of["ease"] = lambda idx, e=modelled: _ease_scores_of(ease, e, idx)
+        links = _copurchase_links(r["copurchase"], h.row)
+        cop_scores = np.bincount(links[0], weights=links[1], minlength=len(inter.items)).astype(np.float32)
+        linked = np.flatnonzero(cop_scores).astype(np.int32)
+        proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, exclude=hist_items, ids=linked)
+        score_of["copurchase"] = lambda idx: cop_scores[idx]
         content_scores = None
         if "content" in r:
             # scored on demand: a full catalog scan is the costliest step on big catalogs
@@ -304,7 +342,7 @@ class Stage:
             elif pool is None:
                 proposals["content"] = _top(content_scores(None), counts.content, exclude=hist_items)
             else:
-                cand = pool[_top(content_scores(pool), counts.content, exclude=None)]
+                cand = self.pool_index().top(content_scores.profile, counts.content)
                 proposals["content"] = cand[~np.isin(cand, hist_items)]
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
@@ -338,8 +376,8 @@ class Stage:
             rank_of[props] = np.arange(1, len(props) + 1, dtype=np.float32)
             source_ranks[name] = rank_of[items].copy()
             rank_of[props] = MISSING_RANK
-        for name, scores in full.items():
-            source_scores[name] = scores[items]
+        for name, scores_of in score_of.items():
+            source_scores[name] = scores_of(items)
         if content_scores is not None:
             source_scores["content"] = content_scores(items)
         ba_item_scores = np.zeros(len(items), np.float32)
@@ -350,7 +388,7 @@ class Stage:
             ba_item_scores[hit] = ba_scores[pos[hit]]
             ba_ratio[hit] = ba_ratio_all[pos[hit]]
         source_scores["buy_again"] = ba_item_scores
-        copurchase_max = _copurchase_max(r["copurchase"], h.row, items)
+        copurchase_max = _copurchase_max(links, items, len(inter.items))
         features = build_features(
             self.table,
             profile,
@@ -366,15 +404,44 @@ class Stage:
         return CandidateSet(items, names, proposed, features)
 
 
-def _top(scores: npt.NDArray[np.float32], n: int, *, exclude: npt.NDArray[np.int32] | None) -> npt.NDArray[np.int32]:
+def _top(
+    scores: npt.NDArray[np.float32],
+    n: int,
+    *,
+    exclude: npt.NDArray[np.int32] | None,
+    ids: npt.NDArray[np.integer[Any]] | None = None,
+) -> npt.NDArray[np.int32]:
+    """Item indices of the ``n`` best positive scores, best first, ``exclude`` left out.
+
+    ``ids`` maps positions of ``scores`` to item indices (ascending, so ties
+    still go to the lower item index); None: positions are item indices.
+    """
     from recsys.retrieval.base import top_k
 
     # the top n once excluded items are gone are among the top n + len(exclude)
     extra = len(exclude) if exclude is not None else 0
-    idx = top_k(scores, n + extra)
+    pos = top_k(scores, n + extra)
+    pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
+    idx = pos if ids is None else ids[pos]
     if extra:
-        idx = idx[~np.isin(idx, exclude)][:n]
-    return idx[np.isfinite(scores[idx]) & (scores[idx] > 0)].astype(np.int32)
+        idx = idx[~np.isin(idx, exclude)]
+    return idx[:n].astype(np.int32)
+
+
+def _ease_modelled_scores(ease: EaseRetriever, row: sp.csr_matrix) -> npt.NDArray[np.float32]:
+    """EASE scores of the modelled items only (aligned with ``ease.item_index_``)."""
+    slots, values = ease._history(row)
+    if not len(slots):
+        return np.zeros(ease.n_items_used_, np.float32)
+    x = sp.csr_matrix((values, slots, np.array([0, len(slots)])), shape=(1, ease.n_items_used_))
+    return np.asarray(x @ ease.weights_, dtype=np.float32).ravel()
+
+
+def _ease_scores_of(
+    ease: EaseRetriever, modelled: npt.NDArray[np.float32], items: npt.NDArray[np.int32]
+) -> npt.NDArray[np.float32]:
+    slot = ease.slot_[items]
+    return np.where(slot >= 0, modelled[np.maximum(slot, 0)], 0.0).astype(np.float32)
 
 
 def _without_row(m: sp.csr_matrix, u: int) -> tuple[sp.csr_matrix, int]:
@@ -389,33 +456,135 @@ def _without_row(m: sp.csr_matrix, u: int) -> tuple[sp.csr_matrix, int]:
     return out, hi - lo
 
 
-def _content_profile_scores(content: ContentRetriever, row: sp.csr_matrix) -> Callable[[Any], npt.NDArray[np.float32]]:
+@dataclass(frozen=True)
+class ContentPool:
+    """The content source's proposal pool with identical embeddings merged.
+
+    Catalogs repeat texts (Complete Journey's 63k pool items have 17k
+    distinct vectors), so the per-request scan runs over the distinct
+    vectors only; the result is the same as scanning every pool item.
+    ``vectors`` (distinct, float32), ``members`` (pool item indices grouped
+    by vector, ascending within a group) and ``starts`` (group offsets).
+    """
+
+    vectors: npt.NDArray[np.float32]
+    members: npt.NDArray[np.int32]
+    starts: npt.NDArray[np.int64]
+    basis: npt.NDArray[np.float32] | None = None  # (dim, r): leading right singular vectors
+    reduced: npt.NDArray[np.float32] | None = None  # vectors @ basis
+
+    @classmethod
+    def build(
+        cls, embeddings: npt.NDArray[np.float32], pool: npt.NDArray[np.int32], *, rank: int = 64, min_size: int = 4096
+    ) -> ContentPool:
+        """Merge duplicates; above ``min_size`` distinct vectors also keep a rank-``rank`` projection."""
+        vectors, inverse = np.unique(embeddings[pool], axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.lexsort((pool, inverse))
+        starts = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(vectors)))])
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        basis = reduced = None
+        if len(vectors) > min_size and vectors.shape[1] > rank:
+            gram = vectors.T.astype(np.float64) @ vectors.astype(np.float64)
+            _, eigvecs = np.linalg.eigh(gram)  # ascending eigenvalues
+            basis = np.ascontiguousarray(eigvecs[:, ::-1][:, :rank], np.float32)
+            reduced = np.ascontiguousarray(vectors @ basis)
+        return cls(vectors, pool[order].astype(np.int32), starts, basis, reduced)
+
+    def top(self, profile: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.int32]:
+        """The ``n`` pool items scoring highest (> 0) against ``profile``; ties: lower index.
+
+        With a projection, the distinct vectors are first screened in the
+        reduced space (the best ``4 n``), then scored exactly: cosine
+        ranking within the shortlist is exact, the shortlist itself nearly so.
+        """
+        from recsys.retrieval.base import top_k
+
+        if self.reduced is not None and self.basis is not None:
+            shortlist = top_k(self.reduced @ (profile @ self.basis), 4 * n)
+            exact = self.vectors[shortlist] @ profile
+            best = top_k(exact, n)
+            groups, group_scores = shortlist[best], exact[best]
+            keep = np.lexsort((groups, -group_scores))
+            groups, group_scores = groups[keep], group_scores[keep]
+            scores = np.zeros(len(self.vectors), np.float32)
+            scores[groups] = group_scores
+        else:
+            scores = self.vectors @ profile
+            groups = top_k(scores, n)
+        groups = groups[scores[groups] > 0]
+        if not len(groups):
+            return np.empty(0, np.int32)
+        sizes = self.starts[groups + 1] - self.starts[groups]
+        offsets = np.repeat(self.starts[groups] - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+        items = self.members[offsets]
+        item_scores = np.repeat(scores[groups], sizes)
+        return items[np.lexsort((items, -item_scores))][:n]
+
+
+def _rowdot(rows: npt.NDArray[np.float32], v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Row-wise dot products whose values do not depend on how many rows are asked for.
+
+    A BLAS matrix-vector product may round differently for different row
+    counts; features must not (score_items equals recommend bit for bit).
+    """
+    return np.einsum("ij,j->i", rows, v, optimize=False).astype(np.float32)
+
+
+class _ProfileScores:
+    """Cosine of items to one customer's content profile (``profile``: unit vector or zeros)."""
+
+    def __init__(self, embeddings: npt.NDArray[np.float32], profile: npt.NDArray[np.float32]) -> None:
+        self.embeddings = embeddings
+        self.profile = profile
+
+    def __call__(self, items: npt.NDArray[np.int32] | None) -> npt.NDArray[np.float32]:
+        if items is None:
+            return (self.embeddings @ self.profile).astype(np.float32)
+        return _rowdot(self.embeddings[items], self.profile)
+
+
+def _content_profile_scores(content: ContentRetriever, row: sp.csr_matrix) -> _ProfileScores:
     """Cosine to the customer's content profile for a subset of items (None = all)."""
     emb = content.embeddings_
     if row.nnz == 0:
-        return lambda items: np.zeros(len(emb) if items is None else len(items), np.float32)
+        return _ProfileScores(emb, np.zeros(emb.shape[1], np.float32))
     profile = row.data.astype(np.float32) @ emb[row.indices]
     norm = float(np.linalg.norm(profile))
     if norm > 0:
         profile = profile / norm
-
-    def scores(items: npt.NDArray[np.int32] | None) -> npt.NDArray[np.float32]:
-        sub = emb if items is None else emb[items]
-        return (sub @ profile).astype(np.float32)
-
-    return scores
+    return _ProfileScores(emb, profile.astype(np.float32))
 
 
-def _copurchase_max(cop: CoPurchaseRetriever, row: sp.csr_matrix, items: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+def _copurchase_links(
+    cop: CoPurchaseRetriever, row: sp.csr_matrix
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """(item, similarity) of every neighbour link out of the history's items.
+
+    The co-purchase score of an item is the sum of its links' similarities
+    (``CoPurchaseRetriever.score_history``: binarised history times the
+    pruned similarity), gathered here without a sparse product.
+    """
+    sim = cop.similarity_
+    hist = row.indices[row.data > 0]
+    starts, stops = sim.indptr[hist], sim.indptr[hist + 1]
+    sizes = stops - starts
+    offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+    return sim.indices[offsets], sim.data[offsets]
+
+
+def _copurchase_max(
+    links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]], items: npt.NDArray[np.int32], n_items: int
+) -> npt.NDArray[np.float32]:
     """Largest single history item's contribution to each item's co-purchase score."""
-    if row.nnz == 0:
-        return np.zeros(len(items), np.float32)
-    sim = cop.similarity_[row.indices][:, items]  # (history, items)
-    contrib = sim.multiply(row.data[:, None]).tocsc()
-    out = np.zeros(len(items), np.float32)
-    if contrib.nnz:
-        out = np.asarray(contrib.max(axis=0).toarray()).ravel().astype(np.float32)
-    return out
+    cols, vals = links
+    out = np.zeros(n_items, np.float32)
+    if len(cols):
+        wanted = np.zeros(n_items, bool)
+        wanted[items] = True
+        keep = wanted[cols]
+        np.maximum.at(out, cols[keep], vals[keep])
+    return out[items]
 
 
 class Recommender:

@@ -140,7 +140,7 @@ class ItemTable:
 class CustomerProfile:
     """What the features need to know about one customer's history.
 
-    ``items``/``weights``: history item indices and weights; ``last_ts``: the
+    ``items``/``weights``: history item indices (ascending) and weights; ``last_ts``: the
     newest event time per history item (NaN unknown); ``purchases``: purchase
     counts per history item; ``n_events``: all events.
     """
@@ -185,11 +185,15 @@ def build_features(
     put("buy_again_score", source_scores.get("buy_again", np.zeros(n, np.float32)))
     put("buy_again_interval_ratio", buy_again_ratio)
 
-    hist_pos = {int(i): p for p, i in enumerate(profile.items)}
-    in_hist = np.fromiter((hist_pos.get(int(i), -1) for i in items), dtype=np.int64, count=n)
-    known = in_hist >= 0
+    # history items are sorted (CSR row order), so membership is a binary search
+    hist = profile.items
     purchases = np.zeros(n, np.float32)
-    purchases[known] = profile.purchases[in_hist[known]]
+    if len(hist):
+        pos = np.minimum(np.searchsorted(hist, items), len(hist) - 1)
+        known = hist[pos] == items
+        purchases[known] = profile.purchases[pos[known]]
+    else:
+        known = np.zeros(n, bool)
     put("purchases_of_item", purchases)
     put("in_history", known.astype(np.float32))
 
