@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.auth import KeyVerifier
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.jobs import JobRunner
 from api.logs import configure_logging, get_logger
 from api.middleware import ServiceMiddleware, TokenBuckets
@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         routers.insert(4, thresholds.router)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     if importlib.util.find_spec("api.console") is not None:
         from api.console import router as console_router  # the admin console (its own package)
 

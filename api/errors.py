@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.errors import (
@@ -24,6 +25,38 @@ from recsys.errors import (
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:clearshelf:problem:"
+
+
+class FieldProblem(BaseModel):
+    field: str | None = None
+    message: str
+    row: int | None = None
+    index: int | None = None
+
+
+class ProblemOut(BaseModel):
+    """The body of every error answer (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "model": ProblemOut,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}}
+
+
+# Documented on every route (the OpenAPI schema and /docs show the real error shape).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem_doc("No API key, or an unknown or revoked one"),
+    403: _problem_doc("The key's role may not call this route"),
+    422: _problem_doc("Invalid parameters or body; `errors` names each field"),
+    429: _problem_doc("Rate limit exceeded; see the Retry-After header"),
+}
 
 
 class ApiProblem(ClearshelfError):

@@ -321,6 +321,10 @@ def test_bad_event_rows_are_listed_and_nothing_is_stored(client: TestClient, wor
                                                           "event_type": "like"}]})
     assert assert_problem(wrong_type, 422)["errors"][0]["field"] == "body events.0.event_type"
     assert assert_problem(client.post("/events", json={"events": []}), 422)["errors"][0]["field"] == "body events"
+    for huge in (9223372036854775296, "1" * 40):  # found by the fuzz run: once a 500
+        r = client.post("/events", json={"events": [{"customer_id": customer, "item_id": world.items[0],
+                                                     "timestamp": huge}]})
+        assert assert_problem(r, 422)["errors"][0]["field"] == "body events.0.timestamp"
 
 
 def test_event_batches_and_bodies_are_bounded(world: World) -> None:

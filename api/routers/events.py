@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -22,6 +22,7 @@ from recsys.errors import DataValidationError, Problem
 router = APIRouter(prefix="/events", tags=["events"])
 
 LABEL = "events"
+MAX_EPOCH_NUMBER = 1e15
 
 
 class EventIn(BaseModel):
@@ -36,6 +37,16 @@ class EventIn(BaseModel):
         default=None, min_length=1, max_length=128,
         description="Your id for the event: sending it again is a no-op (idempotent).",
     )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _bounded_epoch(cls, value: str | int | None) -> str | int | None:
+        # Numbers beyond int64 would overflow the validator's cast; anything this large is
+        # no time at all (epoch milliseconds are far below it and get their own message).
+        text = str(value).strip() if value is not None else ""
+        if text.lstrip("-").replace(".", "", 1).isdigit() and abs(float(text)) > MAX_EPOCH_NUMBER:
+            raise ValueError(f"{text[:20]}... is not a time: use ISO-8601 or epoch seconds (UTC)")
+        return value
 
 
 class EventsIn(BaseModel):
