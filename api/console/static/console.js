@@ -775,6 +775,7 @@
     const byGap = sweep.some((p) => ok(p.max_gap));
     const xKey = byGap ? "max_gap" : "strength";
     const usable = (p) => p && ok(p.ndcg) && ok(p[xKey]);
+    $("tradeoff-help").hidden = !byGap; // it explains the gap axis
     const curve = sweep.filter(usable);
     const now = baseline || preview.current;
     const audited = preview.current;
