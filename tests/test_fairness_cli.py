@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from fairness import ThresholdRepository, ThresholdSettings, preview
 from recsys.data.demo import DemoConfig, generate_demo, write_demo
+from recsys.data.store import Store
 
 CLI = str(Path(sys.executable).with_name("clearshelf"))
 SMALL_WORLD = DemoConfig(customers=160, items=80, categories=5, days=80, seed=8)
@@ -39,6 +41,10 @@ def test_help_has_an_example() -> None:
 def test_audit_on_the_store(env: dict[str, str], tmp_path: Path) -> None:
     demo = run(["demo", "--customers", str(SMALL_WORLD.customers), "--items", str(SMALL_WORLD.items), "--seed", "8", "--no-train"], env)
     assert demo.returncode == 0, demo.stderr
+    # thresholds set in the store (as the admin API would) are what the CLI audits with
+    store = Store.open(env["CLEARSHELF_DATABASE_URL"])
+    ThresholdRepository(store).set({"audit": {"min_group_size": 10, "resamples": 500}}, actor="test")
+    store.dispose()
     out, page, parquet = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "o.parquet"
     res = run(
         ["audit", "--no-content", "--cutoff-days", "21", "--out", str(out), "--html", str(page),
@@ -48,9 +54,24 @@ def test_audit_on_the_store(env: dict[str, str], tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr + res.stdout
     report = json.loads(out.read_text())
+    assert report["thresholds_version"] == 1 and report["statistics"]["min_group_size"] == 10
     assert report["data"]["source"] == "store" and report["sweep"] and report["sweep_attribute"] == "activity_quintile"
     assert "fairness audit" in res.stdout and "trade-off" in res.stdout
-    assert page.read_text().startswith("<!DOCTYPE html>")
+    # the page is self-contained: nothing to fetch, nothing to run
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    for forbidden in ("http://", "https://", "<script", "<link", "@import", "url(", "src="):
+        assert forbidden not in html.lower(), forbidden
+    assert html.count("<svg") >= 10 and "Mitigation trade-off" in html and "Provenance" in html
+    assert f"cohort size</th><td>{report['cohort_size']:,} customers" in html
+    # the admin preview reads the sweep
+    sweep = report["sweep"]
+    assert [p["strength"] for p in sweep] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert all(p["max_gap"] is not None and 0 <= p["coverage"] <= 1 for p in sweep)
+    proposed = preview(report, ThresholdSettings.parse({"policy": {"rerank_strength": 0.5}}))
+    assert proposed["proposed"]["ndcg"] == pytest.approx(sweep[2]["ndcg"])
+    assert proposed["current"]["max_gap"] == pytest.approx(sweep[0]["max_gap"])
+    assert proposed["attribute"] == "activity_quintile" and proposed["metric"] == "ndcg@10"
     stored = list((Path(env["CLEARSHELF_HOME"]) / "reports").glob("*.json"))
     assert [p.stem for p in stored] == [report["id"]]
     table = pl.read_parquet(parquet)
