@@ -79,8 +79,13 @@ class RecommenderConfig:
       buy-again source) be recommended and learned; ``"discovery"`` never
       proposes items the customer already had (offline discovery evaluation).
     - ``label_windows``/``label_window_days``: the ranker learns from this many
-      consecutive windows of this length at the end of the training data
-      (without timestamps: one seeded random hold-out per customer).
+      consecutive windows of this length at the end of the training data.
+    - ``label_split``: ``"time"`` labels with those windows; ``"random"``
+      with ``label_windows`` seeded random hold-outs of ``label_fraction`` of
+      the events (what a random evaluation split asks the model to do:
+      MovieLens customers rate in a few sessions, so a last-weeks window
+      holds almost nobody); ``"auto"`` is time windows when every event has a
+      timestamp, else random.
     - ``level2_column``/``level3_column``: catalog columns of a deeper product
       hierarchy (e.g. department, product type) for the share features.
     - ``content_pool_max_customers``: on catalogs larger than
@@ -103,6 +108,8 @@ class RecommenderConfig:
     mode: Literal["repeats", "discovery"] = "repeats"
     label_windows: int = 2
     label_window_days: float = 28.0
+    label_split: Literal["auto", "time", "random"] = "auto"
+    label_fraction: float = 0.2
     max_training_customers: int = 4000
     level2_column: str | None = None
     level3_column: str | None = None
@@ -635,7 +642,12 @@ class Recommender:
         c = self.config
         ev = inter.events.select("customer_id", "item_id", "event_type", "ts", "value")
         windows = []
-        if inter.now is not None and ev["ts"].null_count() == 0:
+        timed = inter.now is not None and ev["ts"].null_count() == 0
+        if c.label_split == "time" and not timed:
+            raise TrainingDataError(
+                "label_split='time' needs a timestamp on every event; use label_split='random' (or 'auto')"
+            )
+        if timed and c.label_split != "random":
             end = float(inter.now) + 1
             for _ in range(c.label_windows):
                 start = end - c.label_window_days * DAY
@@ -645,10 +657,10 @@ class Recommender:
                     windows.append((hist, labels))
                 end = start
         else:
-            rng = np.random.default_rng(c.seed)
-            hold = rng.random(ev.height) < 0.2
-            ev = ev.with_columns(pl.Series("hold", hold))
-            windows.append((ev.filter(~pl.col("hold")).drop("hold"), ev.filter(pl.col("hold")).drop("hold")))
+            for w in range(c.label_windows):
+                hold = pl.Series("hold", np.random.default_rng(c.seed + w).random(ev.height) < c.label_fraction)
+                marked = ev.with_columns(hold)
+                windows.append((marked.filter(~pl.col("hold")).drop("hold"), marked.filter(pl.col("hold")).drop("hold")))
         if not windows:
             raise TrainingDataError(
                 "not enough history to train the ranker: the training data must span more than "

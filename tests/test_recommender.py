@@ -196,3 +196,16 @@ def test_feature_docs_match_the_code() -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "features.md").read_text()
     assert feature_table_markdown() in docs, "regenerate docs/features.md from recsys/ranking/features.py"
     assert len({f.name for f in FEATURES}) == len(FEATURES)
+
+
+def test_random_label_split_trains_on_held_out_events(inter: Interactions) -> None:
+    """The ranker can learn from random hold-outs (random evaluation splits) instead of the last weeks."""
+    from recsys.errors import TrainingDataError
+
+    model = Recommender(replace(SMALL, label_split="random", label_windows=2)).fit(inter)
+    assert model.training_groups_ > 0.5 * len(inter.customers)  # almost everyone has held-out events
+    assert model.recommend(a_known_customer(inter), 5).status == "known"
+    untimed = Interactions.from_events(inter.events.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts")),
+                                       catalog=inter.catalog)
+    with pytest.raises(TrainingDataError, match="timestamp"):
+        Recommender(replace(SMALL, label_split="time")).fit(untimed)

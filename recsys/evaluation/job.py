@@ -72,6 +72,9 @@ def run_evaluation(
         params = {n: {} for n in job.baselines}
     mode: Literal["repeats", "discovery"] = "discovery" if job.discovery else "repeats"
     config = replace(job.config, mode=mode, seed=job.seed)
+    if job.split == "random" and config.label_split == "auto":
+        # the ranker's labels are held out the way the test is: at random, not the last weeks
+        config = replace(config, label_split="random")
     fitted: list[ClearshelfModel] = []
 
     def clearshelf() -> ClearshelfModel:
