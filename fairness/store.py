@@ -76,10 +76,17 @@ class ReportRepository:
             for r in rows
         ]
 
-    def latest(self) -> dict[str, Any] | None:
-        """The newest report's JSON, or None when none is stored."""
-        rows = self.list(limit=1)
-        return self.get(rows[0]["id"]) if rows else None
+    def latest(self, *, with_sweep: bool = False) -> dict[str, Any] | None:
+        """The newest report's JSON, or None when none is stored.
+
+        ``with_sweep``: the newest report that carries a trade-off sweep (what
+        the admin preview needs), looking back over the last 50 reports.
+        """
+        for row in self.list(limit=50 if with_sweep else 1):
+            report = self.get(row["id"])
+            if not with_sweep or report.get("sweep"):
+                return report
+        return None
 
     def get(self, report_id: str) -> dict[str, Any]:
         t = schema.fairness_reports

@@ -83,6 +83,7 @@ def test_audit_is_stored_and_reported(store: Store, pseudonymiser: Pseudonymiser
     assert [r["id"] for r in listed] == [second.report_id, first.report_id]
     assert listed[0]["status"] == second.report["status"] and listed[0]["cohort_size"] == second.report["cohort_size"]
     assert repo.latest() == second.report and second.report["k"] == 5
+    assert repo.latest(with_sweep=True) is None  # neither run swept
     page = second.html_path.read_text()
     assert "first stored report" not in page and "Trend" in page
     with pytest.raises(ReportNotFoundError, match="no fairness report with id 'nope'"):
