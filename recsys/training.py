@@ -84,8 +84,12 @@ def save_bundle(
 ) -> BundleInfo:
     """Write ``model`` as a new active bundle; ``extra_files`` is a dict or an :data:`ExtraFiles` callable."""
     registry = ModelRegistry(models_dir)
+    train_seconds = round(time.perf_counter() - started, 2)
+    extra_seconds = 0.0
     if callable(extra_files):
+        extra_started = time.perf_counter()
         extra_files = extra_files(model, inter)
+        extra_seconds = round(time.perf_counter() - extra_started, 2)
     fingerprint = inter.fingerprint()
     stage = model.stage_
     data = {
@@ -98,7 +102,8 @@ def save_bundle(
         "last_ts": inter.now,
     }
     metrics = {
-        "train_seconds": round(time.perf_counter() - started, 2),
+        "train_seconds": train_seconds,
+        "extra_files_seconds": extra_seconds,
         "ranker_training_rows": model.training_rows_,
         "ranker_training_customers": model.training_groups_,
         "retriever_fit_seconds": {k: round(v, 2) for k, v in stage.fit_seconds.items()},
