@@ -98,6 +98,15 @@ class Explainer:
         self.max_additivity_error = 0.0
         self._lock = threading.Lock()
 
+    def prepare(self) -> Explainer:
+        """Build the lookups the first ``explain`` would build (interaction kinds, titles,
+        the co-purchase column index), e.g. in a web app's startup; returns ``self``."""
+        self.finder.kinds()
+        self.finder.title(0)
+        if "copurchase" in self.model.stage_.retrievers:
+            self.finder.similarity_csc()
+        return self
+
     def explain(self, ranked: Any, *, now: float | None = None) -> tuple[ItemExplanation, ...]:
         """One :class:`ItemExplanation` per item of ``ranked`` (a RankedList), in order.
 

@@ -58,7 +58,7 @@ def model(inter: Interactions) -> Recommender:
 
 @pytest.fixture(scope="module")
 def explainer(model: Recommender) -> Explainer:
-    return Explainer(model, ExplainerConfig(strict=True, sensitive=("age_band", "region", "gender")))
+    return Explainer(model, ExplainerConfig(strict=True, sensitive=("age_band", "region", "gender"))).prepare()
 
 
 def known_customers(inter: Interactions, n: int = 40) -> list[str]:
@@ -271,10 +271,11 @@ def test_live_events_are_history_the_reasons_may_cite(inter: Interactions) -> No
 
 
 def two_worlds(seed: int = 0) -> tuple[Interactions, str, str]:
-    """Two disjoint item clusters; one customer lives in cluster A but bought one item X of B.
+    """Two disjoint item clusters; one customer bought one item of A and, often, one item X of B.
 
     Nothing but X links that customer to cluster B, so every B item explained
-    by X must lose score and rank when X is removed: the known answer.
+    by X must lose its score when X is removed, and fall below the A items
+    that owe nothing to X: the known answer.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -286,10 +287,10 @@ def two_worlds(seed: int = 0) -> tuple[Interactions, str, str]:
             for i in rng.choice(items, 3, replace=False):
                 rows.append((f"c{c:03d}", f"i{i:02d}", "purchase", start + int(day * DAY) + c))
     x = "i25"
-    for day in (3, 30, 60, 90, 110):
-        for i in (0, 1, 2, 3, 4, 5):
-            rows.append(("target", f"i{i:02d}", "purchase", start + int(day * DAY)))
-    rows.append(("target", x, "purchase", start + int(50 * DAY)))
+    for day in (3, 60, 110):
+        rows.append(("target", "i00", "purchase", start + int(day * DAY)))
+    for day in (10, 30, 50, 70, 90, 100, 115):
+        rows.append(("target", x, "purchase", start + int(day * DAY)))
     events = pl.DataFrame(rows, schema=["customer_id", "item_id", "event_type", "ts"], orient="row")
     catalog = pl.DataFrame({
         "item_id": [f"i{i:02d}" for i in range(40)],
@@ -299,23 +300,57 @@ def two_worlds(seed: int = 0) -> tuple[Interactions, str, str]:
     return Interactions.from_events(events, catalog=catalog), "target", x
 
 
-def test_counterfactual_known_answer_removing_the_only_link_drops_the_item() -> None:
+def test_counterfactual_known_answer_removing_the_only_link_removes_its_evidence() -> None:
+    from explain.evidence import FEATURE_INDEX
+    from explain.faithfulness import _ranks
+
     inter, customer, x = two_worlds()
-    model = Recommender(replace(SMALL, mode="discovery")).fit(inter)
+    config = replace(SMALL, mode="discovery", als=replace(SMALL.als, num_threads=1))
+    model = Recommender(config).fit(inter)
     filters = Filters(exclude_purchased=True, allow_repeats=False)
-    ranked = model.recommend(customer, 30, filters=filters)
+    ranked = model.recommend(customer, 40, filters=filters)
     explained = Explainer(model).explain(ranked)
-    citing_x = [e for e in explained if e.reason.cited is not None and e.reason.cited.item_id == x]
-    assert citing_x, [e.reason.text for e in explained]
+    item_item = [e for e in explained if e.reason.type in ("bought_together", "goes_with")]
+    assert item_item, [e.reason.text for e in explained]
+    for e in item_item:  # co-purchase and EASE links never cross the clusters
+        assert e.reason.cited is not None
+        assert (e.reason.cited.item_id == x) == (e.item_id >= "i20")
     results = {r.item_id: r for r in check_list(model, ranked, explained, filters=filters)}
-    for e in citing_x:
+    row = model.history_row(customer)
+    without = row.copy()
+    without.data[without.indices == inter.items.index(x)] = 0
+    without.eliminate_zeros()
+    pool = np.asarray([it.index for it in model.recommend(customer, 100, filters=filters).items])
+    after_all = model.score_items(customer, pool, history=without, filters=filters)
+    after_rank = _ranks(pool, after_all)
+    for e in (e for e in item_item if e.item_id >= "i20"):
+        # the known answer: without X, nothing co-purchase or EASE is left for a cluster B item
+        before = model.item_features(customer, [e.index], filters=filters)[0]
+        after = model.item_features(customer, [e.index], history=without, filters=filters)[0]
+        for f in ("copurchase_score", "copurchase_max"):
+            assert before[FEATURE_INDEX[f]] > 0 and after[FEATURE_INDEX[f]] == 0, f
+        # EASE's regression sees the one customer who bought both clusters: a trace is left
+        ease = FEATURE_INDEX["ease_score"]
+        assert before[ease] > 0 and abs(after[ease]) <= 0.05 * before[ease]
+        # and the check reports exactly the re-run ranker's score and rank on those features
         r = results[e.item_id]
-        assert r.cited_item_id == x
-        assert r.score_after < r.score_before and r.rank_after > r.rank_before and r.passed
-    # no reason for an item of cluster A can cite X: X has no link to them
-    for e in explained:
-        if e.item_id < "i20" and e.reason.cited is not None:
-            assert e.reason.cited.item_id != x
+        p = int(np.flatnonzero(pool == e.index)[0])
+        assert r.score_after == pytest.approx(float(model.ranker_.predict(after[None, :])[0]))
+        assert r.score_after == pytest.approx(float(after_all[p])) and r.rank_after == after_rank[p]
+        assert r.passed == (r.score_after < r.score_before and r.rank_after > r.rank_before)
+
+
+def test_rank_and_pass_logic_by_hand() -> None:
+    from explain.faithfulness import CounterfactualResult, _ranks
+
+    items = np.array([5, 3, 9, 1])
+    assert _ranks(items, np.array([0.5, 0.9, 0.5, 0.1])).tolist() == [2, 1, 3, 4]  # tie: lower index first
+    def result(before: float, after: float, rb: int, ra: int) -> CounterfactualResult:
+        return CounterfactualResult("i", "goes_with", "x", before, after, rb, ra, 10)
+    assert result(1.0, 0.5, 2, 4).passed and result(1.0, 0.5, 2, 4).rank_drop == 2
+    assert not result(1.0, 0.5, 2, 2).passed  # fell, but kept its place
+    assert not result(1.0, 1.2, 2, 3).passed  # lost a place, but its own score rose
+    assert not result(1.0, 0.5, 3, 1).passed and result(1.0, 0.5, 3, 1).rank_drop == -2
 
 
 def test_counterfactual_baseline_is_the_served_list(model: Recommender, inter: Interactions) -> None:
