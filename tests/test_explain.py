@@ -252,8 +252,10 @@ def test_a_list_from_another_model_is_refused(model: Recommender, inter: Interac
         explainer.explain(ranked)
 
 
-def test_live_events_are_history_the_reasons_may_cite(inter: Interactions) -> None:
-    model = Recommender(SMALL).fit(inter)
+def test_live_events_are_history_the_reasons_may_cite(model: Recommender, inter: Interactions) -> None:
+    import pickle
+
+    model = pickle.loads(pickle.dumps(model))  # a private copy: observe() changes the model
     customer = known_customers(inter)[5]
     before = set(model.history_row(customer).indices.tolist())
     new_item = next(i for i in range(len(inter.items)) if i not in before)
