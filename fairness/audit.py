@@ -82,6 +82,7 @@ class AuditRun:
     outcomes: pl.DataFrame
     group_attributes: tuple[str, ...]
     metrics: tuple[str, ...]
+    model: Recommender | None = None  # the audit model (trained up to the cutoff)
 
 
 def new_report_id(now: datetime) -> str:
@@ -290,7 +291,7 @@ def audit_frames(
         report["sweep_metric"] = f"ndcg@{k}"
     validate_report(report)
     table = groups.frame.join(outcomes.frame, on="customer_id", how="left", maintain_order="left")
-    return AuditRun(report=report, outcomes=table, group_attributes=groups.attributes, metrics=outcomes.metrics)
+    return AuditRun(report=report, outcomes=table, group_attributes=groups.attributes, metrics=outcomes.metrics, model=model)
 
 
 def with_sensitive(config: AuditConfig, sensitive: Sequence[str]) -> AuditConfig:

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ class AuditResult:
     json_path: Path
     html_path: Path
     outcomes_path: Path | None = None
+    model: Recommender | None = field(default=None, repr=False, compare=False)  # the audit model, for reuse
 
 
 def write_outcomes(run: AuditRun, path: Path, *, id_column: str = "customer_id") -> Path:
@@ -225,4 +226,4 @@ def _run(
     )
     repo.save(run.report, html_path=html_path, outcomes=rows)
     out_path = write_outcomes(run, export_outcomes) if export_outcomes is not None else None
-    return AuditResult(run.report["id"], run.report, json_path, html_path, out_path)
+    return AuditResult(run.report["id"], run.report, json_path, html_path, out_path, run.model)

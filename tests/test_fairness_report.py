@@ -74,8 +74,8 @@ def test_audit_is_stored_and_reported(store: Store, pseudonymiser: Pseudonymiser
     # a score floor nobody reaches: known customers get empty lists (undefined outcomes are
     # stored as null, which PostgreSQL's JSON needs)
     ThresholdRepository(store).set({"policy": {"min_score": 1e9}, "audit": {"resamples": 500}}, actor="test")
-    second = run_audit(
-        store, tmp_path, config=AuditConfig(recommender=SMALL, cutoff_days=21, k=5),
+    second = run_audit(  # same cutoff, so the first audit's model can be reused
+        store, tmp_path, config=AuditConfig(recommender=SMALL, cutoff_days=21, k=5), model=first.model,
     )
     assert second.report["policy"]["min_score"] == 1e9 and second.report["thresholds_version"] == 2
     assert repo.outcomes(second.report_id)["popularity"].null_count() > 0
