@@ -208,10 +208,11 @@ def _run(
         elif rc.content is not None and rc.content.cache_dir is None:
             rc = replace(rc, content=replace(rc.content, cache_dir=str(home / "embeddings")))
         config = replace(config, recommender=rc)
-    if config.sensitive is None:
-        config = replace(config, sensitive=store.sensitive_attributes())
     thresholds = ThresholdRepository(store).current()
     events, catalog, customers = store_frames(store)
+    if config.sensitive is None:
+        # declared sensitive, and held by at least one customer (a declaration outlives erased data)
+        config = replace(config, sensitive=tuple(a for a in store.sensitive_attributes() if a in customers.columns))
     run = audit_frames(
         events, catalog, customers, config=config, thresholds=thresholds, model=model,
         model_version=serving_version, source="store", reasons=reasons, progress=progress, now=now,
