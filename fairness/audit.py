@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from fairness.errors import NO_OUTCOMES, UNKNOWN_ATTRIBUTE, AuditInputError
+from fairness.errors import NO_EVENTS, NO_OUTCOMES, UNKNOWN_ATTRIBUTE, AuditInputError
 from fairness.exposure import item_exposure
 from fairness.groups import GroupConfig, GroupTable, build_groups
 from fairness.outcomes import (
@@ -177,6 +177,8 @@ def audit_frames(
             raise AuditInputError(UNKNOWN_ATTRIBUTE.format(name=name, known=", ".join(known) or "none"))
     settings = thresholds.settings
     k = config.k or settings.audit.k
+    if events.height == 0:
+        raise AuditInputError(NO_EVENTS)
     split = audit_split(
         events, cutoff_days=config.cutoff_days, test_fraction=config.test_fraction, seed=config.seed,
         kind=config.split,

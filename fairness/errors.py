@@ -10,6 +10,7 @@ from __future__ import annotations
 from recsys.errors import ClearshelfError
 
 UNKNOWN_THRESHOLD_VERSION = "threshold version {version} does not exist; versions stored: {known}"
+NO_EVENTS = "there are no events to audit: import data (clearshelf import) or run `clearshelf demo` first"
 NO_OUTCOMES = (
     "no customer in the audit cohort has a held-out purchase to judge: give the audit "
     "more history (a later --cutoff-days, more events) or check the data was imported"

@@ -39,6 +39,8 @@ def test_help_has_an_example() -> None:
 
 
 def test_audit_on_the_store(env: dict[str, str], tmp_path: Path) -> None:
+    empty = run(["audit", "--no-content"], env)
+    assert empty.returncode == 1 and "there are no events to audit" in empty.stderr
     demo = run(["demo", "--customers", str(SMALL_WORLD.customers), "--items", str(SMALL_WORLD.items), "--seed", "8", "--no-train"], env)
     assert demo.returncode == 0, demo.stderr
     # thresholds set in the store (as the admin API would) are what the CLI audits with
