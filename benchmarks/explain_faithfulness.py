@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,6 +39,51 @@ from recsys.evaluation.splits import SplitConfig, make_split, normalise_events
 from recsys.recommender import RecommenderConfig
 
 
+def oracle_rate(model: Any, customers: Any, n: int, max_customers: int) -> dict[str, Any]:
+    """Per history-citing reason (default explainer): does the first-cited item pass, and would
+    any of the cited source's top ``n`` positive contributors pass? (The ceiling of any rule
+    that picks which history item to name.)"""
+    import numpy as np
+
+    from explain.faithfulness import _ranks
+    from recsys.recommender import Filters
+
+    explainer = Explainer(model)
+    rng = np.random.default_rng(42)
+    chosen = list(customers)
+    if len(chosen) > max_customers:
+        chosen = sorted(rng.choice(chosen, max_customers, replace=False).tolist())
+    filters = Filters(exclude_purchased=True, allow_repeats=False)
+    n_items = len(model.stage_.interactions.items)
+    first, any_top = [], []
+    for customer in chosen:
+        ranked = model.recommend(customer, 10, filters=filters)
+        row = model.history_row(customer)
+        ctx = explainer.finder.context(row, customer)
+        full = model.recommend(customer, n_items, filters=filters)
+        pool = np.asarray([it.index for it in full.items])
+        before = np.asarray([it.score for it in full.items])
+        rank_before = _ranks(pool, before)
+        for e in explainer.explain(ranked):
+            if e.reason.cited is None:
+                continue
+            source = e.reason.evidence[0].figures["source"]
+            pairs = ctx.content(e.index)[0] if source == "content" else getattr(ctx, source)(e.index)
+            top = [j for j, v in pairs if v > 0 and j != e.index][:n]
+            p = int(np.flatnonzero(pool == e.index)[0])
+            outcomes = []
+            for j in top:
+                without = row.copy()
+                without.data[without.indices == j] = 0
+                without.eliminate_zeros()
+                after = model.score_items(customer, pool, history=without, filters=filters)
+                outcomes.append(bool(after[p] < before[p] and _ranks(pool, after)[p] > rank_before[p]))
+            first.append(outcomes[0])
+            any_top.append(any(outcomes))
+    return {"top_n": n, "reasons": len(first), "first_cited_passes": float(np.mean(first)) if first else None,
+            "any_of_top_n_passes": float(np.mean(any_top)) if any_top else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=["completejourney", "movielens-100k"], required=True)
@@ -46,6 +92,10 @@ def main() -> None:
     ap.add_argument("--shares", default="0,0.05,0.1,0.2", help="comma-separated min_citation_share values")
     ap.add_argument("--no-content", action="store_true", help="leave out the text-embedding source")
     ap.add_argument("--cache-dir", type=Path, default=Path(".clearshelf/embeddings"))
+    ap.add_argument("--oracle", type=int, default=0,
+                    help="also report how often ANY of the cited source's top-N contributors would pass (costly)")
+    ap.add_argument("--monotone", action="store_true",
+                    help="train the ranker with monotone constraints on the retriever scores and ranks")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     ds = load_dataset(args.dataset, args.path)
@@ -56,6 +106,13 @@ def main() -> None:
         config = replace(config, content=None)
     else:
         config = replace(config, content=replace(config.content, cache_dir=str(args.cache_dir)))  # type: ignore[arg-type]
+    if args.monotone:
+        from recsys.ranking.features import FEATURE_NAMES
+
+        up = {"als_score", "ease_score", "copurchase_score", "copurchase_max", "content_score"}
+        down = {"als_rank", "ease_rank", "copurchase_rank", "content_rank"}
+        mono = [1 if f in up else -1 if f in down else 0 for f in FEATURE_NAMES]
+        config = replace(config, ranker=replace(config.ranker, extra={"monotone_constraints": mono}))
     fitted: list[ClearshelfModel] = []
 
     def make() -> ClearshelfModel:
@@ -82,8 +139,11 @@ def main() -> None:
             f"{out['history_citing_share']:.1%} of reasons cite a history item",
             flush=True,
         )
+    oracle = oracle_rate(model, result.customer_ids, args.oracle, args.customers) if args.oracle else None
     doc = {
         "benchmark": "explain_faithfulness",
+        "monotone_ranker": args.monotone,
+        "oracle": oracle,
         "dataset": args.dataset,
         "split": {"kind": "temporal", "test_fraction": 0.2, "seed": 42, "discovery": True},
         "content_source": not args.no_content,
