@@ -187,6 +187,9 @@ def audit_frames(
         raise AuditInputError(NO_OUTCOMES)
     if model is None:
         rc = config.recommender or RecommenderConfig()
+        if split.kind == "random" and rc.label_split == "auto":
+            # the ranker's labels are held out the way the audit's truth is (as recsys.evaluation does)
+            rc = replace(rc, label_split="random")
         inter = Interactions.from_events(split.train, catalog=catalog)
         model = Recommender(rc).fit(inter, progress=progress)
     timings["train"] = time.perf_counter() - t0
