@@ -136,6 +136,7 @@ class Server:
             env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self.workers = workers
+        self.ready_pids: list[int] = []
 
     def wait_ready(self, timeout: float = 300) -> list[int]:
         import httpx
@@ -154,10 +155,13 @@ class Server:
             time.sleep(0.3)
         if len(pids) < self.workers:
             raise SystemExit("workers not ready in time")
-        return sorted(pids)
+        self.ready_pids = sorted(pids)
+        return self.ready_pids
 
     def worker_pids(self) -> list[int]:
-        return sorted(children(self.proc.pid))
+        """The serving workers (children of the supervisor that answered /readyz; not helper processes)."""
+        kids = set(children(self.proc.pid))
+        return sorted(kids & set(self.ready_pids)) if self.ready_pids else sorted(kids)
 
     def memory(self) -> dict[str, float | None]:
         return {str(p): rss_mb(p) for p in self.worker_pids()}
