@@ -42,13 +42,19 @@ def get_jobs(request: Request) -> Any:
 
 
 def get_train_config(request: Request) -> Any:
-    """The RecommenderConfig used by POST /admin/train (tests override it with a small one)."""
+    """The RecommenderConfig POST /admin/train uses: the loaded bundle's own configuration
+    (hierarchy columns, sources, seeds), else the defaults; without the text-embedding
+    source when ``train_content`` is off. Tests override it with a small one."""
     from dataclasses import replace
 
     from recsys.recommender import RecommenderConfig
 
     settings: Settings = request.app.state.settings
-    config = RecommenderConfig()
+    loaded = getattr(request.app.state, "serving", None)
+    current = loaded.current if loaded is not None else None
+    config = getattr(current.model, "config", None) if current is not None else None
+    if not isinstance(config, RecommenderConfig):
+        config = RecommenderConfig()
     if not settings.train_content:
         config = replace(config, content=None)
     return config

@@ -479,6 +479,26 @@ def test_logs_are_json_with_request_id_and_no_raw_ids_or_keys(client: TestClient
     assert world.key_of(customer)[:16] in text
 
 
+def test_train_config_follows_the_loaded_bundle(client: TestClient, world: World) -> None:
+    from api.deps import get_train_config
+
+    class Req:
+        app = client.app
+
+    config = get_train_config(Req())  # type: ignore[arg-type]
+    assert config == client.app.state.serving.current.model.config  # type: ignore[attr-defined]
+    assert config.content is None and config.als.factors == SMALL.als.factors
+
+
+def test_console_page_is_mounted(client: TestClient) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("api.console") is None:
+        pytest.skip("the console package is not in this build")
+    r = client.get("/admin/console")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+
+
 def test_keys_are_stored_only_as_hashes(world: World) -> None:
     with world.store().engine.connect() as conn:
         rows = conn.execute(select(schema.api_keys)).mappings().all()
