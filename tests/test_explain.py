@@ -303,8 +303,8 @@ def two_worlds(seed: int = 0) -> tuple[Interactions, str, str]:
 
 
 def test_counterfactual_known_answer_removing_the_only_link_removes_its_evidence() -> None:
-    from explain.evidence import FEATURE_INDEX
     from explain.faithfulness import _ranks
+    from recsys.ranking.features import FEATURE_INDEX
 
     inter, customer, x = two_worlds()
     config = replace(SMALL, mode="discovery", als=replace(SMALL.als, num_threads=1))
