@@ -92,13 +92,16 @@ def test_audit_of_a_data_dir_keeps_raw_ids_and_bad_input_is_clear(env: dict[str,
     write_demo(data, tmp_path / "shop")
     parquet, out = tmp_path / "o.parquet", tmp_path / "r.json"
     res = run(["audit", "--data-dir", str(tmp_path / "shop"), "--sensitive", "age_band,gender", "--no-content",
-               "--cutoff-days", "21", "--export-outcomes", str(parquet), "--out", str(out), "--fail-on", "warn", "--k", "5"], env)
+               "--cutoff-days", "21", "--export-outcomes", str(parquet), "--out", str(out), "--fail-on", "warn", "--k", "5",
+               "--reasons"], env)
     status = json.loads(out.read_text())["status"]
     assert res.returncode == (3 if status in ("warn", "fail") else 0), res.stderr + res.stdout
     assert json.loads(out.read_text())["data"]["source"] == "data_dir"
     table = pl.read_parquet(parquet)
     assert table["customer_id"].str.starts_with("C").all()
     assert "region" not in table.columns and {"age_band", "gender", "ndcg@5"} <= set(table.columns)
+    reasons = [c for c in table.columns if c.startswith("reason:")]  # from the real explainer
+    assert reasons and table.select(pl.sum_horizontal(pl.col(reasons).fill_null(0.0))).to_series().min() > 0.99
     bad = run(["audit", "--data-dir", str(tmp_path / "shop"), "--sensitive", "shoe_size", "--no-content"], env)
     assert bad.returncode == 1
     assert "attribute 'shoe_size' is not in the data" in bad.stderr and "Traceback" not in bad.stderr
