@@ -159,6 +159,11 @@ def _summary(report: dict[str, Any]) -> None:
             f(m["ratio"]), m["worst_group"] or "", m["status"],
         )
     console.print(table)
+    if not report["statistics"].get("verdicts", 1):
+        console.print(
+            f"note: no group reached {report['statistics']['min_group_size']} customers, so nothing was judged; "
+            "the status 'pass' means 'not enough data' here"
+        )
     if report.get("sweep"):
         console.print(f"trade-off ({report['sweep_attribute']}, {report['sweep_metric']}):")
         for p in report["sweep"]:

@@ -287,6 +287,9 @@ def audit_frames(
             "seed": config.seed,
             "min_group_size": settings.audit.min_group_size,
             "metric_frame": "fairlearn.metrics.MetricFrame",
+            # judged (attribute, metric) pairs that got a verdict; 0 means the status
+            # "pass" only says that no group was large enough to judge
+            "verdicts": sum(1 for s_ in statuses if s_ != "too_small"),
         },
         "timings": {k_: round(v, 3) for k_, v in timings.items()},
     }

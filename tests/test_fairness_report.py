@@ -50,6 +50,7 @@ def test_audit_is_stored_and_reported(store: Store, pseudonymiser: Pseudonymiser
     for key in ("schema_version", "created_at", "model_version", "cohort_size", "metrics"):
         assert key in report
     assert report["thresholds_version"] == 1 and report["statistics"]["resamples"] == 500
+    assert report["statistics"]["verdicts"] > 0
     m = next(x for x in report["metrics"] if x["attribute"] == "age_band" and x["metric"] == "ndcg@10")
     for g in m["by_group"].values():
         assert {"value", "ci_low", "ci_high", "n", "status"} <= set(g)
