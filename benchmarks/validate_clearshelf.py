@@ -27,34 +27,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recsys.evaluation.baselines import baseline_models
-from recsys.evaluation.job import dataset_hierarchy
+from recsys.evaluation.job import dataset_hierarchy, tuned_sources
 from recsys.evaluation.models import ClearshelfModel
 from recsys.evaluation.runner import compare, evaluate_models
 from recsys.evaluation.splits import SplitConfig, make_split, normalise_events, validation_split
 from recsys.ranking.ranker import RankerConfig
 from recsys.recommender import CandidateCounts, RecommenderConfig
-
-SOURCE_PARAMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # baseline -> (clearshelf config field, the tuned parameters it takes over)
-    "als": ("als", ("factors", "regularization", "alpha", "scaling")),
-    "ease": ("ease", ("l2",)),
-    "itemknn": ("copurchase", ("similarity", "neighbours", "shrinkage")),
-}
-
-
-def tuned_sources(config: RecommenderConfig, params: dict[str, dict[str, Any]]) -> RecommenderConfig:
-    """``config`` with its ALS, EASE and co-purchase sources set to the baselines' tuned parameters.
-
-    The tuning ran on the validation split, so this is clearshelf tuning its
-    sources there too (never on test). EASE keeps clearshelf's item cap.
-    """
-    changes: dict[str, Any] = {}
-    for baseline, (field_name, keys) in SOURCE_PARAMS.items():
-        current = getattr(config, field_name)
-        chosen = {k: v for k, v in params.get(baseline, {}).items() if k in keys}
-        if current is not None and chosen:
-            changes[field_name] = replace(current, **chosen)
-    return replace(config, **changes)
 
 
 def variants(base: RecommenderConfig, params: dict[str, dict[str, Any]]) -> dict[str, RecommenderConfig]:
@@ -69,6 +47,12 @@ def variants(base: RecommenderConfig, params: dict[str, dict[str, Any]]) -> dict
         "tuned": tuned,
         "tuned_w2s3": replace(tuned, label_windows=2, ranker=three),
         "tuned_w2": replace(tuned, label_windows=2),
+        "c200": replace(base, candidates=CandidateCounts(als=200, ease=200, copurchase=100, content=40, popularity=30)),
+        "tuned_c200": replace(
+            tuned, candidates=CandidateCounts(als=200, ease=200, copurchase=100, content=40, popularity=30)
+        ),
+        "leaves31": replace(base, ranker=replace(base.ranker, num_leaves=31, min_child_samples=20)),
+        "w1s1": replace(base, label_windows=1, ranker=RankerConfig()),
         "default": base,
         "w2": replace(base, label_windows=2),
         "s3": replace(base, ranker=three),
@@ -85,6 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=["completejourney", "movielens-100k"], required=True)
     ap.add_argument("--path", type=Path, required=True)
+    ap.add_argument("--split", choices=["temporal", "random"], default="temporal")
     ap.add_argument("--variants", default="default,w2s3")
     ap.add_argument("--baselines", default="ease,als")
     ap.add_argument("--params-from", type=Path, required=True)
@@ -96,10 +81,13 @@ def main() -> None:
 
     ds = load_dataset(args.dataset, args.path)
     ev = normalise_events(ds.events)
-    split = make_split(ev, SplitConfig(kind="temporal", test_fraction=0.2, seed=42))
+    split = make_split(ev, SplitConfig(kind=args.split, test_fraction=0.2, seed=42))
     val = validation_split(split)  # the test part of `split` is never read below
     level2, level3 = dataset_hierarchy(args.dataset)
-    base = RecommenderConfig(level2_column=level2, level3_column=level3, mode="discovery")
+    base = RecommenderConfig(
+        level2_column=level2, level3_column=level3, mode="discovery",
+        label_split="random" if args.split == "random" else "auto",  # as `clearshelf evaluate` does
+    )
     if args.no_content:
         base = replace(base, content=None)
     else:
@@ -116,7 +104,7 @@ def main() -> None:
     out: dict[str, Any] = {
         "benchmark": "clearshelf_validation_tuning",
         "dataset": args.dataset,
-        "split": "validation carved from the temporal 80% training part (last 20% of its time)",
+        "split": f"validation carved from the {args.split} split's 80% training part, the same way",
         "customers": len(result.customer_ids),
         "ndcg@10": {n: round(m.metrics["ndcg@10"], 5) for n, m in result.models.items()},
         "train_seconds": {n: round(m.metrics["train_seconds"], 1) for n, m in result.models.items()},

@@ -209,3 +209,23 @@ def test_random_label_split_trains_on_held_out_events(inter: Interactions) -> No
                                        catalog=inter.catalog)
     with pytest.raises(TrainingDataError, match="timestamp"):
         Recommender(replace(SMALL, label_split="time")).fit(untimed)
+
+
+def test_tuned_sources_take_the_baselines_validation_choices() -> None:
+    from recsys.evaluation.job import tuned_sources
+
+    params = {
+        "als": {"factors": 16, "regularization": 10.0, "alpha": 3.0, "scaling": "log"},
+        "ease": {"l2": 300.0},
+        "itemknn": {"similarity": "bm25", "neighbours": 400, "shrinkage": 10.0},
+        "bpr": {"factors": 64},
+    }
+    base = RecommenderConfig()
+    tuned = tuned_sources(base, params)
+    assert (tuned.als.factors, tuned.als.regularization, tuned.als.alpha) == (16, 10.0, 3.0)
+    assert tuned.ease is not None and base.ease is not None
+    assert tuned.ease.l2 == 300.0 and tuned.ease.max_items == base.ease.max_items
+    assert (tuned.copurchase.similarity, tuned.copurchase.neighbours) == ("bm25", 400)
+    assert tuned.ranker == base.ranker and tuned.label_windows == base.label_windows
+    assert tuned_sources(base, {}) == base
+    assert tuned_sources(replace(base, ease=None), params).ease is None

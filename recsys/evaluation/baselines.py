@@ -59,7 +59,7 @@ class TuningPlan:
 
 # Trials per plan (one coordinate round tries sum(len) - (params - 1)) and the
 # measured cost of a trial on the Complete Journey validation split on 2
-# cores (fit + top-k for 1,000 customers): popularity 7 (~2 s), itemknn 8
+# cores (fit + top-k for 1,000 customers): popularity 7 (~2 s), itemknn 9
 # (~13 s), als ~24 (two rounds, ~10 s), bpr 11 (~25 s), ease 7 (~10 s);
 # about 10 minutes in all (MovieLens 100K: under a minute). A coordinate search
 # starts from each grid's middle value and sweeps the parameters in the order
@@ -73,7 +73,7 @@ DEFAULT_PLANS: Final[Mapping[str, TuningPlan]] = MappingProxyType({
     "itemknn": TuningPlan(
         {
             "similarity": ("bm25", "cosine"),
-            "neighbours": (10, 25, 50, 100, 200, 400),
+            "neighbours": (10, 25, 50, 100, 200, 400, 800),
             "shrinkage": (0.0, 10.0, 100.0),
         },
         strategy="coordinate",

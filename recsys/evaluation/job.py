@@ -15,7 +15,7 @@ import polars as pl
 from recsys.evaluation.baselines import BASELINE_NAMES, baseline_models, tune_baselines
 from recsys.evaluation.models import ClearshelfModel
 from recsys.evaluation.report import export_result_recs, write_results
-from recsys.evaluation.runner import EvaluationResult, compare, evaluate_models
+from recsys.evaluation.runner import EvaluationResult, compare, evaluate_models, tune
 from recsys.evaluation.splits import Split, SplitConfig, make_split, normalise_events
 from recsys.recommender import RecommenderConfig
 
@@ -37,6 +37,9 @@ class EvaluationJob:
     tune: bool = True
     tuning_customers: int | None = 1000
     config: RecommenderConfig = field(default_factory=RecommenderConfig)
+    # with tuning: also choose on validation whether clearshelf's ALS, EASE and
+    # co-purchase sources keep their defaults or take the baselines' tuned settings
+    choose_sources: bool = True
 
 
 def run_evaluation(
@@ -75,6 +78,18 @@ def run_evaluation(
     if job.split == "random" and config.label_split == "auto":
         # the ranker's labels are held out the way the test is: at random, not the last weeks
         config = replace(config, label_split="random")
+    if job.tune and job.choose_sources:
+        # which sources serve the ranker best is data-dependent (Complete Journey:
+        # the defaults; MovieLens: the tuned ones): decided on validation, never test
+        candidates = {"default": config, "tuned": tuned_sources(config, params)}
+        say("choosing clearshelf's source settings on the validation split")
+        choice = tune(
+            lambda sources: ClearshelfModel(candidates[sources]), {"sources": list(candidates)}, split,
+            k=job.k, discovery=job.discovery, seed=job.seed, catalog=catalog,
+            max_customers=job.tuning_customers, progress=say,
+        )
+        config = candidates[choice.params["sources"]]
+        tuning = {**tuning, "clearshelf_sources": choice}
     fitted: list[ClearshelfModel] = []
 
     def clearshelf() -> ClearshelfModel:
@@ -100,6 +115,29 @@ def run_evaluation(
     return result, {
         "comparison": comparison, "tuning": tuning, "params": params, "explanations": extra.get("explanations"),
     }
+
+
+SOURCE_PARAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # baseline -> (clearshelf config field, the tuned parameters it takes over)
+    "als": ("als", ("factors", "regularization", "alpha", "scaling")),
+    "ease": ("ease", ("l2",)),
+    "itemknn": ("copurchase", ("similarity", "neighbours", "shrinkage")),
+}
+
+
+def tuned_sources(config: RecommenderConfig, params: dict[str, dict[str, Any]]) -> RecommenderConfig:
+    """``config`` with its ALS, EASE and co-purchase sources set to the baselines' tuned parameters.
+
+    EASE keeps clearshelf's item cap. Baselines missing from ``params`` leave
+    their source as it is.
+    """
+    changes: dict[str, Any] = {}
+    for baseline, (field_name, keys) in SOURCE_PARAMS.items():
+        current = getattr(config, field_name)
+        chosen = {k: v for k, v in params.get(baseline, {}).items() if k in keys}
+        if current is not None and chosen:
+            changes[field_name] = replace(current, **chosen)
+    return replace(config, **changes)
 
 
 def dataset_hierarchy(name: str) -> tuple[str | None, str | None]:
