@@ -103,6 +103,18 @@ def test_attributions_add_up_on_every_explained_item(model: Recommender, inter: 
     assert ex.max_additivity_error <= 1e-6
 
 
+def test_a_fairness_reranked_list_still_adds_up(model: Recommender, inter: Interactions) -> None:
+    from recsys.ranking.policy import ServingPolicy
+
+    ex = Explainer(model)
+    policy = ServingPolicy(rerank_strength=1.0)
+    for customer in known_customers(inter, 15):
+        ranked = model.recommend(customer, 10, policy=policy)
+        for it, e in zip(ranked.items, ex.explain(ranked), strict=True):
+            assert e.attributions is not None and e.attributions.score == it.score
+    assert ex.additivity_failures == 0 and ex.max_additivity_error <= 1e-6
+
+
 def test_an_additivity_violation_is_logged_and_counted(model: Recommender, inter: Interactions, caplog: pytest.LogCaptureFixture) -> None:
     ex = Explainer(model)
     ranked = model.recommend(known_customers(inter)[1], 5)
