@@ -45,6 +45,12 @@ class ExplainerConfig:
       attribution counts as an additivity failure (logged and counted).
     - ``strict``: raise :class:`~explain.errors.UntruthfulReasonError` instead
       of skipping a candidate reason that breaks a rule (for tests and audits).
+    - ``counterfactual``: also run the counterfactual check
+      (:mod:`explain.faithfulness`) on every history-citing candidate at
+      explain time and show it only if it passes (else the next candidate).
+      Exact, and costly: about one ``recommend()`` per checked reason, plus
+      one. Off by default; the check then runs offline
+      (``clearshelf evaluate --explanations``).
     """
 
     templates: str | None = None
@@ -52,6 +58,7 @@ class ExplainerConfig:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     additivity_tolerance: float = ADDITIVITY_TOLERANCE
     strict: bool = False
+    counterfactual: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class Explainer:
         self.finder = EvidenceFinder(model, config.evidence)
         self.additivity_failures = 0
         self.rule_violations = 0
+        self.counterfactual_rejections = 0
         self.explained = 0
         self.max_additivity_error = 0.0
         self._lock = threading.Lock()
@@ -107,11 +115,15 @@ class Explainer:
             self.finder.similarity_csc()
         return self
 
-    def explain(self, ranked: Any, *, now: float | None = None) -> tuple[ItemExplanation, ...]:
+    def explain(
+        self, ranked: Any, *, now: float | None = None, filters: Any = None
+    ) -> tuple[ItemExplanation, ...]:
         """One :class:`ItemExplanation` per item of ``ranked`` (a RankedList), in order.
 
         ``now`` (epoch s) is the time the list was made for (buy-again
-        intervals); default: the newest event in the model's data. Raises
+        intervals); default: the newest event in the model's data.
+        ``filters`` are those the list was made with (used only by the
+        ``counterfactual`` option). Raises
         :class:`~explain.errors.ModelMismatchError` if another model ranked the list.
         """
         model = self.model
@@ -132,10 +144,15 @@ class Explainer:
             self._check_additivity(ranked, attributions)
         row = self.finder.context(model.history_row(ranked.customer), ranked.customer) if attributions else None
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
+        pool = None
+        if self.config.counterfactual and attributions:
+            from explain.faithfulness import PoolCheck
+
+            pool = PoolCheck(model, ranked.customer, filters=filters, now=now)
         out = []
         for j, it in enumerate(items):
             attr = attributions.get(j)
-            reason = self._reason(ranked.customer, row, it, attr, history, now) if attr else self._popular(it)
+            reason = self._reason(ranked.customer, row, it, attr, history, now, pool) if attr else self._popular(it)
             out.append(ItemExplanation(it.item_id, it.index, it.rank, reason, attr))
         with self._lock:
             self.explained += len(items)
@@ -166,14 +183,35 @@ class Explainer:
             raise UntruthfulReasonError(message)
 
     def _reason(
-        self, customer: str, row: Any, it: Any, attr: Attribution, history: Collection[int], now: float | None
+        self,
+        customer: str,
+        row: Any,
+        it: Any,
+        attr: Attribution,
+        history: Collection[int],
+        now: float | None,
+        pool: Any = None,
     ) -> Reason:
         def candidates(group: str) -> list[Evidence]:
             return self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
 
+        accept = None
+        if pool is not None:
+
+            def accept(ev: Evidence) -> bool:
+                cited = ev.cited
+                if cited is None:
+                    return True
+                result = pool.check(it.index, cited.item)
+                passed = result is not None and result.passed
+                if not passed:
+                    with self._lock:
+                        self.counterfactual_rejections += 1
+                return passed
+
         ev, shap = choose(
             attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
-            on_violation=self._violation,
+            on_violation=self._violation, accept=accept,
         )
         if ev is None:
             text = self.templates.render(FALLBACK, {})
@@ -205,4 +243,5 @@ class Explainer:
                 "additivity_failures": self.additivity_failures,
                 "max_additivity_error": self.max_additivity_error,
                 "rule_violations": self.rule_violations,
+                "counterfactual_rejections": self.counterfactual_rejections,
             }

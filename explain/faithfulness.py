@@ -74,6 +74,60 @@ def _ranks(items: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> npt
     return ranks
 
 
+class PoolCheck:
+    """The counterfactual check for one customer's list, against everything they were ranked from.
+
+    Built lazily: the pool (every candidate ``recommend()`` ranks for the
+    customer under ``filters``) and its served scores are computed on the
+    first :meth:`check`; each check re-scores the pool once, with one history
+    item removed. Re-scores are cached per removed item.
+    """
+
+    def __init__(self, model: Any, customer: str, *, filters: Any = None, now: float | None = None) -> None:
+        for hook in ("score_items", "history_row"):
+            if not hasattr(model, hook):
+                raise ExplainError(ERR_NO_HOOK.format(name=hook))
+        from recsys.recommender import Filters
+
+        self.model = model
+        self.customer = customer
+        self.filters = filters if filters is not None else Filters()
+        self.now = now
+        self._ready = False
+        self._after: dict[int, npt.NDArray[np.float64]] = {}
+
+    def _prepare(self) -> None:
+        m = self.model
+        full = m.recommend(self.customer, len(m.stage_.interactions.items), filters=self.filters, now=self.now)
+        self.pool = np.asarray([it.index for it in full.items], dtype=np.int64)
+        self.before = np.asarray([it.score for it in full.items], dtype=np.float64)
+        self.rank_before = _ranks(self.pool, self.before)
+        self.where = {int(i): p for p, i in enumerate(self.pool.tolist())}
+        self.row = m.history_row(self.customer)
+        self._ready = True
+
+    def check(self, item: int, cited: int, *, item_id: str = "", reason_type: str = "", cited_id: str = "") -> CounterfactualResult | None:
+        """Remove history item ``cited`` and compare ``item``'s score and rank; None if ``item`` is not in the pool."""
+        if not self._ready:
+            self._prepare()
+        p = self.where.get(int(item))
+        if p is None:
+            return None
+        after = self._after.get(int(cited))
+        if after is None:
+            without = self.row.copy()
+            without.data[without.indices == cited] = 0
+            without.eliminate_zeros()
+            after = self.model.score_items(self.customer, self.pool, history=without, filters=self.filters, now=self.now)
+            self._after[int(cited)] = after
+        rank_after = _ranks(self.pool, after)
+        return CounterfactualResult(
+            item_id=item_id, reason_type=reason_type, cited_item_id=cited_id,
+            score_before=float(self.before[p]), score_after=float(after[p]),
+            rank_before=int(self.rank_before[p]), rank_after=int(rank_after[p]), pool_size=len(self.pool),
+        )
+
+
 def check_list(
     model: Any,
     ranked: Any,
@@ -88,40 +142,15 @@ def check_list(
     ``Filters()``). The pool is everything :meth:`recommend` would rank for
     the customer under those filters.
     """
-    for hook in ("score_items", "history_row"):
-        if not hasattr(model, hook):
-            raise ExplainError(ERR_NO_HOOK.format(name=hook))
-    from recsys.recommender import Filters
-
-    filters = filters if filters is not None else Filters()
-    todo = [e for e in explanations if e.reason.cited is not None and e.attributions is not None]
-    if not todo:
-        return []
-    n_items = len(model.stage_.interactions.items)
-    full = model.recommend(ranked.customer, n_items, filters=filters, now=now)
-    pool = np.asarray([it.index for it in full.items], dtype=np.int64)
-    before = np.asarray([it.score for it in full.items], dtype=np.float64)
-    rank_before = _ranks(pool, before)
-    where = {int(i): p for p, i in enumerate(pool.tolist())}
-    row = model.history_row(ranked.customer)
+    pool = PoolCheck(model, ranked.customer, filters=filters, now=now)
     out = []
-    for e in todo:
+    for e in explanations:
         cited = e.reason.cited
-        p = where.get(e.index)
-        if cited is None or p is None:
+        if cited is None or e.attributions is None:
             continue
-        without = row.copy()
-        without.data[without.indices == cited.item] = 0
-        without.eliminate_zeros()
-        after = model.score_items(ranked.customer, pool, history=without, filters=filters, now=now)
-        rank_after = _ranks(pool, after)
-        out.append(
-            CounterfactualResult(
-                item_id=e.item_id, reason_type=e.reason.type, cited_item_id=cited.item_id,
-                score_before=float(before[p]), score_after=float(after[p]),
-                rank_before=int(rank_before[p]), rank_after=int(rank_after[p]), pool_size=len(pool),
-            )
-        )
+        r = pool.check(e.index, cited.item, item_id=e.item_id, reason_type=e.reason.type, cited_id=cited.item_id)
+        if r is not None:
+            out.append(r)
     return out
 
 
@@ -207,7 +236,7 @@ def evaluate_explanations(
     explained: list[ItemExplanation] = []
     for n, customer in enumerate(chosen):
         ranked = model.recommend(customer, k, filters=filters)
-        ex = explainer.explain(ranked)
+        ex = explainer.explain(ranked, filters=filters)
         explained.extend(ex)
         results.extend(check_list(model, ranked, ex, filters=filters))
         if progress is not None and (n + 1) % 50 == 0:

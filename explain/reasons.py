@@ -67,6 +67,7 @@ def choose(
     history: Collection[int],
     feature_shap: Mapping[str, float],
     on_violation: Callable[[Evidence, list[str]], None] | None = None,
+    accept: Callable[[Evidence], bool] | None = None,
 ) -> tuple[Evidence | None, float | None]:
     """The first candidate reason, in group order, that breaks no rule; ``(None, None)`` if none.
 
@@ -75,7 +76,9 @@ def choose(
     item's SHAP value per feature. A candidate that breaks a rule is
     reported to ``on_violation`` and skipped; a reason whose backing
     features do not raise the score is skipped silently (that is the normal
-    way a group's evidence does not qualify, not a violation).
+    way a group's evidence does not qualify, not a violation). ``accept``, if
+    given, has the last word on a candidate that passed the rules (the
+    optional counterfactual check).
     """
     from explain.evidence import BACKING
 
@@ -87,6 +90,8 @@ def choose(
             if problems:
                 if on_violation is not None:
                     on_violation(ev, problems)
+                continue
+            if accept is not None and not accept(ev):
                 continue
             return ev, shap
     return None, None

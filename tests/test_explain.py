@@ -354,6 +354,24 @@ def test_counterfactual_known_answer_removing_the_only_link_removes_its_evidence
         assert r.passed == (r.score_after < r.score_before and r.rank_after > r.rank_before)
 
 
+def test_opt_in_counterfactual_shows_only_reasons_that_pass(model: Recommender, inter: Interactions) -> None:
+    checked = Explainer(model, ExplainerConfig(counterfactual=True, strict=True))
+    plain = Explainer(model)
+    filters = Filters(allow_repeats=False)
+    shown = plain_failures = 0
+    for customer in known_customers(inter, 12):
+        ranked = model.recommend(customer, 10, filters=filters)
+        out = checked.explain(ranked, filters=filters)
+        results = check_list(model, ranked, out, filters=filters)
+        assert all(r.passed for r in results)
+        shown += len(results)
+        plain_failures += sum(not r.passed for r in check_list(model, ranked, plain.explain(ranked), filters=filters))
+    assert shown > 0
+    # every reason the plain explainer shows and that fails was the checked one's first, rejected candidate
+    assert checked.counterfactual_rejections >= plain_failures
+    assert checked.counters()["counterfactual_rejections"] == checked.counterfactual_rejections
+
+
 def test_rank_and_pass_logic_by_hand() -> None:
     from explain.faithfulness import CounterfactualResult, _ranks
 
