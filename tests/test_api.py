@@ -250,6 +250,10 @@ def test_erasure_removes_the_customer_everywhere(client: TestClient, world: Worl
         log = conn.execute(select(schema.admin_audit_log).where(schema.admin_audit_log.c.action == "customer.erase")).all()
     assert log and all(customer not in json.dumps([r.target, r.detail]) and key not in json.dumps([r.target, r.detail])
                        for r in log)
+    with store.engine.connect() as conn:
+        notices = conn.execute(select(schema.jobs.c.id).where(schema.jobs.c.kind == "forget")).scalars().all()
+    assert notices  # the other workers' cue; not readable through the jobs route
+    assert_problem(client.get(f"/admin/jobs/{notices[-1]}", headers=H(world.admin)), 404)
     report = client.get(f"/fairness/reports/{job['detail']['report_id']}", headers=H(world.admin)).text
     assert key not in report and customer not in report
     assert model.history_row(key).nnz == 0

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from api import audit_log, fairness_bridge
 from api.deps import AdminDep, JobsDep, SettingsDep, StateDep, StoreDep, TrainConfigDep
 from api.errors import ApiProblem
+from api.state import FORGET_JOB
 
 router = APIRouter(prefix="/admin", tags=["admin: models"])
 
@@ -117,6 +118,8 @@ def train(
 def get_job(jobs: JobsDep, _admin: AdminDep, job_id: Annotated[str, Path(min_length=1, max_length=64)]) -> dict[str, Any]:
     """A background job's status: queued, running, succeeded or failed (with the error)."""
     job = jobs.get(job_id)
+    if job is not None and job["kind"] == FORGET_JOB:
+        job = None  # erasure notices between workers carry a pseudonym: not for reading
     if job is None:
         raise ApiProblem(404, "Not found", f"no job '{job_id}'", slug="unknown-job")
     return job

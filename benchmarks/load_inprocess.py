@@ -1,0 +1,108 @@
+"""Where a served request's time goes: the same bundle in-process, no network.
+
+Loads the active bundle of `--home` through the app factory (as `clearshelf
+serve` does), then for a seeded sample of Complete Journey households times,
+one request at a time: `Recommender.recommend` (k=10), recommend +
+`Explainer.explain`, and the whole route through the ASGI test client with
+`explain=false|true`; the baseline in the same run is `GET /healthz` through the
+same client. Also a cProfile of the recommends (cumulative seconds of the top
+functions). Writes JSON.
+
+    python benchmarks/load_inprocess.py --home /tmp/cj-home \
+        --out benchmarks/results/load_inprocess_completejourney.json
+
+`--home` is the directory `benchmarks/load_serve.py --home` prepared (store + model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PSEUDONYM_KEY = "load-benchmark-pseudonym-key-0123456789"  # the one load_serve.py uses
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "completejourney")
+    ap.add_argument("--customers", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_inprocess_completejourney.json")
+    args = ap.parse_args()
+
+    import polars as pl
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    settings = Settings(home=args.home, pseudonym_key=PSEUDONYM_KEY, audit_time="", rate_limit_per_second=0,
+                        log_level="warning")
+    ids = pl.read_parquet(args.data / "transactions.parquet", columns=["household_id"])["household_id"]
+    rng = random.Random(args.seed)
+    customers = [str(x) for x in rng.sample(sorted(ids.unique().to_list()), args.customers)]
+    app = create_app(settings)
+    out: dict[str, Any] = {"benchmark": "load_inprocess", "loadavg_at_start": os.getloadavg(),
+                           "customers": len(customers), "note": "2 shared cores; other jobs running"}
+    with TestClient(app) as client:
+        state = app.state.serving
+        model, explainer = state.current.model, state.current.explainer
+        keys = [state.pseudonymise(c) for c in customers]
+        for k in keys[:30]:  # warm lazy caches
+            model.recommend(k, 10)
+
+        def timed(fn: Any, items: list[Any]) -> dict[str, float]:
+            ms = []
+            for x in items:
+                t = time.perf_counter()
+                fn(x)
+                ms.append((time.perf_counter() - t) * 1000)
+            a = np.asarray(ms)
+            return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+                    "mean_ms": round(float(a.mean()), 3)}
+
+        out["healthz_route"] = timed(lambda _: client.get("/healthz"), keys)
+        out["recommend"] = timed(lambda k: model.recommend(k, 10), keys)
+        out["recommend_and_explain"] = timed(lambda k: explainer.explain(model.recommend(k, 10)), keys)
+        out["route_explain_false"] = timed(
+            lambda c: client.get("/recommendations", params={"customer_id": c, "explain": "false"}), customers)
+        out["route_explain_true"] = timed(
+            lambda c: client.get("/recommendations", params={"customer_id": c}), customers)
+        prof = cProfile.Profile()
+        prof.enable()
+        for k in keys[:100]:
+            model.recommend(k, 10)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        total = sum(v[3] for k, v in stats.stats.items() if k[2] == "recommend")  # type: ignore[attr-defined]
+        rows = sorted(((v[3], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in stats.stats.items()),  # type: ignore[attr-defined]
+                      reverse=True)[:25]
+        out["profile_100_recommends"] = {"recommend_cumulative_s": round(total, 3),
+                                         "top_cumulative_s": [[name, round(s, 4)] for s, name in rows]}
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(15)
+        print(buf.getvalue())
+    out["loadavg_at_end"] = os.getloadavg()
+    print(json.dumps({k: v for k, v in out.items() if k != "profile_100_recommends"}, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
