@@ -557,3 +557,24 @@ def test_token_bucket_never_passes_more_than_burst_plus_rate_times_elapsed(gaps:
         passed += wait == 0.0
         assert wait >= 0.0
     assert passed <= 5 + 2.0 * now + 1e-9
+
+
+def test_without_a_model_the_service_says_so(tmp_path: Any) -> None:
+    from api.settings import Settings
+
+    settings = Settings(home=tmp_path, pseudonym_key="x" * 20, audit_time="", log_level="warning")
+    with TestClient(create_app(settings)) as c:
+        body = assert_problem(c.get("/readyz"), 503)
+        assert "no model is loaded" in body["detail"] and body["database"]["ok"] is True
+        assert "train one" in assert_problem(c.get("/recommendations", params={"customer_id": "C1"}), 503)["detail"]
+        assert c.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["25:00", "7", "noon", "12:60"])
+def test_audit_time_setting_is_validated(value: str) -> None:
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    with pytest.raises(ValidationError, match="HH:MM in UTC"):
+        Settings(audit_time=value)
