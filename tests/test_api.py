@@ -325,6 +325,9 @@ def test_bad_event_rows_are_listed_and_nothing_is_stored(client: TestClient, wor
                                                           "event_type": "like"}]})
     assert assert_problem(wrong_type, 422)["errors"][0]["field"] == "body events.0.event_type"
     assert assert_problem(client.post("/events", json={"events": []}), 422)["errors"][0]["field"] == "body events"
+    future = [{"customer_id": customer, "item_id": world.items[0], "timestamp": "2099-01-01T00:00:00Z"}]
+    body = assert_problem(client.post("/events", json={"events": future}), 422)
+    assert body["errors"][0]["field"] == "timestamp" and "future" in body["errors"][0]["message"]
     for huge in (9223372036854775296, "1" * 40):  # found by the fuzz run: once a 500
         r = client.post("/events", json={"events": [{"customer_id": customer, "item_id": world.items[0],
                                                      "timestamp": huge}]})
