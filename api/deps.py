@@ -1,6 +1,9 @@
 """Dependencies of the routes, as ``Annotated`` aliases that tests can override.
 
 ``app.dependency_overrides[get_state] = ...`` and friends replace any of them.
+They are ``async def`` on purpose: they only read app state (a key lookup hits
+the database at most once per key per 10 s), and FastAPI would otherwise run
+each sync dependency through the thread pool, several hops per request.
 """
 
 from __future__ import annotations
@@ -21,27 +24,27 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     return request.app.state.serving  # type: ignore[no-any-return]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.serving.store  # type: ignore[no-any-return]
 
 
-def get_verifier(request: Request) -> KeyVerifier:
+async def get_verifier(request: Request) -> KeyVerifier:
     return request.app.state.verifier  # type: ignore[no-any-return]
 
 
-def get_jobs(request: Request) -> Any:
+async def get_jobs(request: Request) -> Any:
     return request.app.state.jobs
 
 
-def get_train_config(request: Request) -> Any:
+async def get_train_config(request: Request) -> Any:
     """The RecommenderConfig POST /admin/train uses: the loaded bundle's own configuration
     (hierarchy columns, sources, seeds), else the defaults; without the text-embedding
     source when ``train_content`` is off. Tests override it with a small one."""
@@ -68,7 +71,7 @@ def default_audit_config(settings: Settings) -> Any:
     return AuditConfig(sweep=True)
 
 
-def get_audit_config(request: Request) -> Any:
+async def get_audit_config(request: Request) -> Any:
     return default_audit_config(request.app.state.settings)
 
 
@@ -80,7 +83,7 @@ TrainConfigDep = Annotated[Any, Depends(get_train_config)]
 AuditConfigDep = Annotated[Any, Depends(get_audit_config)]
 
 
-def current_model(state: StateDep) -> LoadedModel:
+async def current_model(state: StateDep) -> LoadedModel:
     loaded = state.current
     if loaded is None:
         raise ApiProblem(
@@ -111,7 +114,7 @@ def _principal(request: Request, key: str | None, verifier: KeyVerifier) -> Prin
 def require_roles(*roles: str) -> Any:
     """A dependency that needs a valid key with one of ``roles`` (401 without a key, 403 with another role)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         verifier: Annotated[KeyVerifier, Depends(get_verifier)],
         key: Annotated[str | None, Security(api_key_header)] = None,
@@ -134,7 +137,7 @@ def require_roles(*roles: str) -> Any:
     return dependency
 
 
-def public_access(
+async def public_access(
     request: Request,
     settings: SettingsDep,
     verifier: Annotated[KeyVerifier, Depends(get_verifier)],

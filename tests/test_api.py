@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -492,7 +493,7 @@ def test_train_config_follows_the_loaded_bundle(client: TestClient, world: World
     class Req:
         app = client.app
 
-    config = get_train_config(Req())  # type: ignore[arg-type]
+    config = asyncio.run(get_train_config(Req()))  # type: ignore[arg-type]
     assert config == client.app.state.serving.current.model.config  # type: ignore[attr-defined]
     assert config.content is None and config.als.factors == SMALL.als.factors
 
