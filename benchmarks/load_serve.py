@@ -419,6 +419,10 @@ def main() -> None:
     finally:
         server.stop()
         result["machine"]["loadavg_at_end"] = os.getloadavg()
+        result["model_load_seconds"] = [
+            json.loads(line).get("seconds") for line in server.log_path.read_text().splitlines()
+            if '"msg": "model loaded"' in line
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"results written to {args.out}")
