@@ -6,13 +6,10 @@ No tests here; the API test modules build their fixtures from :func:`build_world
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import sqlalchemy as sa
 
 from api.auth import create_key
 from api.settings import Settings
@@ -20,19 +17,9 @@ from recsys.data.demo import DemoConfig, generate_demo
 from recsys.data.importer import import_frames
 from recsys.data.pseudonym import Pseudonymiser
 from recsys.data.store import Store
-from recsys.ranking.ranker import RankerConfig
-from recsys.recommender import RecommenderConfig
-from recsys.retrieval.als import AlsConfig
-from recsys.retrieval.ease import EaseConfig
 from recsys.training import train_from_store
+from tests.test_recommender import SMALL
 
-SMALL = RecommenderConfig(
-    als=AlsConfig(factors=16, iterations=8),
-    ease=EaseConfig(l2=50.0, max_items=2000),
-    content=None,
-    ranker=RankerConfig(n_estimators=30, min_child_samples=10),
-    label_window_days=21.0,
-)
 PSEUDONYM_KEY = "api-test-pseudonym-key-0123456789"
 
 
@@ -92,22 +79,13 @@ def build_world(home: Path, database_url: str, *, models: int = 2) -> World:
 @contextmanager
 def postgres_schema_url() -> Iterator[str | None]:
     """A module-lifetime schema on the test PostgreSQL server (None when there is none)."""
-    from tests.conftest import POSTGRES_URL, _postgres_unavailable
+    from tests.conftest import _postgres_unavailable, postgres_schema
 
     if _postgres_unavailable():
         yield None
         return
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def free_port() -> int:

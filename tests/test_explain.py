@@ -20,28 +20,9 @@ from explain.evidence import BACKING, HISTORY_CITING
 from explain.faithfulness import check_list, evaluate_explanations
 from explain.rules import FORBIDDEN_WORDS, words
 from explain.summary import SUMMARY_JSON, SUMMARY_PNG, bundle_files, shap_summary
-from recsys.data.demo import DemoConfig, generate_demo
 from recsys.interactions import DAY, Interactions
-from recsys.ranking.ranker import RankerConfig
-from recsys.recommender import Filters, Recommender, RecommenderConfig
-from recsys.retrieval.als import AlsConfig
-from recsys.retrieval.ease import EaseConfig
-
-SMALL = RecommenderConfig(
-    als=AlsConfig(factors=16, iterations=8),
-    ease=EaseConfig(l2=50.0, max_items=2000),
-    content=None,
-    ranker=RankerConfig(n_estimators=30, min_child_samples=10),
-    label_window_days=21.0,
-)
-
-
-def demo_interactions(seed: int = 3) -> Interactions:
-    data = generate_demo(DemoConfig(customers=300, items=120, categories=8, days=120, seed=seed))
-    events = data.events.with_columns(
-        pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC").dt.epoch("s").alias("ts")
-    )
-    return Interactions.from_events(events, catalog=data.items)
+from recsys.recommender import Filters, Recommender
+from tests.test_recommender import SMALL, demo_interactions
 
 
 @pytest.fixture(scope="module")
