@@ -617,7 +617,10 @@ def test_keyboard_reaches_every_page_with_a_visible_focus(console: PageWatch, se
     page.keyboard.press("Enter")  # activates "Audit log" from the keyboard
     page.locator("#page-log").wait_for(state="visible")
     assert page.locator("#page-models").is_hidden()
-    # A key the service stops accepting signs the console out, saying so.
+    # A key the service stops accepting signs the console out, saying so. (Let the calls
+    # already under way finish first: one of them meeting the bad key would sign out
+    # this page before the reload, and the reloaded one would have nothing to say.)
+    page.wait_for_load_state("networkidle")
     page.evaluate("sessionStorage.setItem('clearshelf.adminKey', 'cs_000000000000_revoked')")
     page.reload()
     page.locator("#page-signin").wait_for(state="visible")
