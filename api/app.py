@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,20 +113,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         ops,
         recommendations,
+        thresholds,
     )
 
     routers: list[Any] = [
-        recommendations.router, events.router, items.router, customers.router, models.router,
-        audits.router, fairness_reports.router, audit_log.router, ops.router,
+        recommendations.router, events.router, items.router, customers.router, thresholds.router,
+        models.router, audits.router, fairness_reports.router, audit_log.router, ops.router,
     ]
-    if importlib.util.find_spec("fairness.thresholds") is not None:
-        from api.routers import thresholds
-
-        routers.insert(4, thresholds.router)
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
-    if importlib.util.find_spec("api.console") is not None:
-        from api.console import router as console_router  # the admin console (its own package)
+    from api.console import router as console_router  # the admin console (its own package)
 
-        app.include_router(console_router)
+    app.include_router(console_router)
     return app

@@ -81,18 +81,6 @@ class ApiProblem(ClearshelfError):
         self.extra = extra or {}
 
 
-class FeatureUnavailable(ApiProblem):
-    """A route whose domain package is not installed in this build."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            503,
-            "Not available",
-            f"{what} is not available in this installation (the module providing it is missing)",
-            slug="unavailable",
-        )
-
-
 def problem_response(
     status: int,
     title: str,

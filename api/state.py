@@ -14,7 +14,6 @@ newly activated model, a new thresholds version, events other workers stored
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,7 +54,6 @@ class LoadedModel:
     explainer: Any | None
     catalog: dict[str, ItemInfo]
     loaded_at: float
-    supports_policy: bool
     additivity_seen: list[int] = field(default_factory=lambda: [0])
 
 
@@ -136,7 +134,6 @@ class ServingState:
                 explainer=build_explainer(model, sensitive=self.store.sensitive_attributes()),
                 catalog=_catalog(model),
                 loaded_at=time.time(),
-                supports_policy="policy" in inspect.signature(model.recommend).parameters,
             )
             with self._hwm_lock:
                 hwm = self._max_event_id()

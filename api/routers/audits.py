@@ -11,7 +11,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from api import audit_log, fairness_bridge
+from api import audit_log
 from api.auth import Principal
 from api.deps import AdminDep, AuditConfigDep, JobsDep, SettingsDep, StateDep, default_audit_config
 from api.errors import ApiProblem
@@ -34,7 +34,8 @@ def start_audit(state: Any, jobs: Any, *, config: Any, without_content: bool, pr
     period, so it cannot be judged on it); ``model_version`` in the report is
     the serving model's. It holds the ``audit`` lease in ``job_locks``.
     """
-    run_audit = fairness_bridge.run_audit()
+    from fairness.job import run_audit
+
     loaded = state.current
     job_id = jobs.create("audit", {"reason": reason, "model_version": loaded.version if loaded else None},
                          job_id=job_id)

@@ -8,26 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api import fairness_bridge
 from api.deps import AdminDep, StoreDep
 from api.errors import ApiProblem
+from fairness.store import ReportRepository
 
 router = APIRouter(prefix="/fairness/reports", tags=["fairness reports"])
 
 Format = Annotated[Literal["json", "html"] | None, Query(description="html for the rendered report")]
-
-
-def _summary(r: Any) -> dict[str, Any]:
-    d = dict(r) if isinstance(r, dict) else dict(getattr(r, "__dict__", {}))
-    created = d.get("created_at")
-    return {
-        "id": d.get("id") or d.get("report_id"),
-        "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
-        "model_version": d.get("model_version"),
-        "status": d.get("status"),
-        "cohort_size": d.get("cohort_size"),
-        "thresholds_version": d.get("thresholds_version"),
-    }
 
 
 def _wants_html(request: Request, fmt: str | None) -> bool:
@@ -43,8 +30,8 @@ def _answer(request: Request, store: Any, report: dict[str, Any] | None, report_
                          if report_id is None else f"no fairness report with id '{report_id}'", slug="unknown-report")
     if not _wants_html(request, fmt):
         return JSONResponse(report)
-    rid = report_id or report.get("id") or report.get("report_id")
-    path = fairness_bridge.report_repository(store).html_path(rid)
+    rid = report_id or str(report["id"])
+    path = ReportRepository(store).html_path(rid)
     if path is None or not FsPath(path).is_file():
         raise ApiProblem(404, "Not found", f"report '{rid}' has no HTML rendering stored; ask for JSON",
                          slug="no-html")
@@ -54,13 +41,13 @@ def _answer(request: Request, store: Any, report: dict[str, Any] | None, report_
 @router.get("")
 def list_reports(store: StoreDep, _admin: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     """Newest first."""
-    return {"reports": [_summary(r) for r in fairness_bridge.report_repository(store).list(limit)]}
+    return {"reports": ReportRepository(store).list(limit)}
 
 
 @router.get("/latest", response_model=None)
 def latest_report(request: Request, store: StoreDep, _admin: AdminDep, format: Format = None) -> Any:
     """The newest report (JSON; HTML with ``Accept: text/html`` or ``?format=html``)."""
-    return _answer(request, store, fairness_bridge.report_repository(store).latest(), None, format)
+    return _answer(request, store, ReportRepository(store).latest(), None, format)
 
 
 @router.get("/{report_id}", response_model=None)
@@ -69,7 +56,7 @@ def get_report(
     report_id: Annotated[str, Path(min_length=1, max_length=64)], format: Format = None,
 ) -> Any:
     """One report by id (JSON; HTML with ``Accept: text/html`` or ``?format=html``)."""
-    repo = fairness_bridge.report_repository(store)
+    repo = ReportRepository(store)
     try:
         report = repo.get(report_id)
     except LookupError:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel
 
-from api import audit_log, fairness_bridge
+from api import audit_log
 from api.deps import AdminDep, JobsDep, SettingsDep, StateDep, StoreDep, TrainConfigDep
 from api.errors import ApiProblem
 from api.state import FORGET_JOB
@@ -88,11 +87,10 @@ def train(
     job_id = jobs.create("train", {"requested_by": admin.key_id})
 
     def run(update: Any) -> dict[str, Any]:
+        from fairness.job import audit_lock
         from recsys.training import train_from_store
 
-        lock = fairness_bridge.audit_lock()
-        guard = lock(store, name="train", ttl_seconds=6 * 3600) if lock is not None else nullcontext(True)
-        with guard as acquired:
+        with audit_lock(store, name="train", ttl_seconds=6 * 3600) as acquired:
             if not acquired:
                 raise RuntimeError("another process is training (lease 'train' held)")
             last = [0.0]

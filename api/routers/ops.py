@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import fairness_bridge, metrics
+from api import metrics
 from api.deps import SettingsDep, StateDep
 from api.errors import PROBLEM_JSON, TYPE_PREFIX
 
@@ -46,9 +46,9 @@ def readyz(state: StateDep) -> Any:
 
 
 def _last_audit(state: Any) -> dict[str, Any] | None:
-    repo = fairness_bridge.maybe_report_repository(state.store)
-    if repo is None:
-        return None
+    from fairness.store import ReportRepository
+
+    repo = ReportRepository(state.store)
     try:
         latest = repo.latest()
     except Exception:

@@ -54,7 +54,7 @@ def recommendations(
     request.scope.setdefault("state", {})["customer"] = short_key(key)
     policy = state.policy
     kwargs: dict[str, Any] = {}
-    if loaded.supports_policy and policy.policy is not None:
+    if policy.policy is not None:
         kwargs["policy"] = policy.policy
     ranked = loaded.model.recommend(
         key, k, filters=Filters(category=category, max_price=max_price),
@@ -64,7 +64,7 @@ def recommendations(
     explainer = loaded.explainer
     if explain and explainer is not None and ranked.items:
         explanations = explainer.explain(ranked)
-        failures = int(getattr(explainer, "additivity_failures", 0))
+        failures = explainer.additivity_failures
         seen = loaded.additivity_seen
         if failures > seen[0]:
             metrics.ADDITIVITY_FAILURES.inc(failures - seen[0])

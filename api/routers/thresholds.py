@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
-from api import audit_log, fairness_bridge
+from api import audit_log
 from api.deps import AdminDep, StateDep, StoreDep
 from api.errors import ApiProblem
+from fairness.store import ReportRepository
 from fairness.thresholds import ThresholdRepository, ThresholdSettings
+from fairness.tradeoff import preview
 
 router = APIRouter(prefix="/admin/thresholds", tags=["admin: thresholds"])
 
@@ -113,8 +115,7 @@ def threshold_history(
 def preview_thresholds(store: StoreDep, _admin: AdminDep, body: Annotated[PreviewIn, Body()]) -> dict[str, Any]:
     """Expected overall NDCG, largest group gap and coverage for the proposed settings,
     interpolated on the latest report's trade-off sweep; nothing is applied."""
-    preview = fairness_bridge.preview()
-    latest = fairness_bridge.report_repository(store).latest()
+    latest = ReportRepository(store).latest()
     if latest is None:
         raise ApiProblem(409, "No report", "no fairness report is stored yet: run an audit (POST /admin/audits)",
                          slug="no-report")
