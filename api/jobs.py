@@ -7,6 +7,7 @@ reads the table, so any worker can answer for a job another one runs.
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,19 @@ from recsys.data.store import Store
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def throttled_progress(update: Callable[[dict[str, Any]], None], *, every: float = 2.0) -> Callable[[str, int, int], None]:
+    """A ``(stage, done, total)`` progress callback that writes the job row at most every ``every`` s."""
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > every or done == total:
+            last[0] = now
+            update({"stage": stage, "done": done, "total": total})
+
+    return progress
 
 
 class JobRunner:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from api import audit_log
 from api.auth import Principal
 from api.deps import AdminDep, AuditConfigDep, JobsDep, SettingsDep, StateDep, default_audit_config
 from api.errors import ApiProblem
+from api.jobs import throttled_progress
 from api.logs import get_logger
 from api.settings import Settings
 
@@ -41,13 +41,7 @@ def start_audit(state: Any, jobs: Any, *, config: Any, without_content: bool, pr
                          job_id=job_id)
 
     def run(update: Any) -> dict[str, Any]:
-        last = [0.0]
-
-        def progress(stage: str, done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] > 2.0 or done == total:
-                last[0] = now
-                update({"stage": stage, "done": done, "total": total})
+        progress = throttled_progress(update)
 
         result = run_audit(state.store, state.home, config=config, without_content=without_content,
                            progress=progress)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
@@ -11,6 +10,7 @@ from pydantic import BaseModel
 from api import audit_log
 from api.deps import AdminDep, JobsDep, SettingsDep, StateDep, StoreDep, TrainConfigDep
 from api.errors import ApiProblem
+from api.jobs import throttled_progress
 from api.state import FORGET_JOB
 
 router = APIRouter(prefix="/admin", tags=["admin: models"])
@@ -93,13 +93,7 @@ def train(
         with audit_lock(store, name="train", ttl_seconds=6 * 3600) as acquired:
             if not acquired:
                 raise RuntimeError("another process is training (lease 'train' held)")
-            last = [0.0]
-
-            def progress(stage: str, done: int, total: int) -> None:
-                now = time.monotonic()
-                if now - last[0] > 2.0 or done == total:
-                    last[0] = now
-                    update({"stage": stage, "done": done, "total": total})
+            progress = throttled_progress(update)
 
             info = train_from_store(store, state.home, config=config, keep=settings.train_keep, progress=progress)
         state.load_active(info.version)
