@@ -25,7 +25,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys.errors import InvalidEventsError, InvalidHistoryError, UnknownItemError
-from recsys.interactions import DAY, EVENT_COLUMNS, _weight_expr
+from recsys.interactions import DAY, EVENT_COLUMNS, _weight_expr, with_event_defaults
 from recsys.ranking.features import CustomerProfile
 from recsys.retrieval.buy_again import RepeatPairs, pairs_from_frame, repeat_pairs
 
@@ -152,13 +152,7 @@ def validate_events(stage: Stage, events: pl.DataFrame) -> pl.DataFrame:
     extra = [c for c in events.columns if c not in EVENT_COLUMNS]
     if extra:
         raise InvalidEventsError(f"unexpected event columns {extra}; use item_id, event_type, ts, value")
-    ev = events
-    if "event_type" not in ev.columns:
-        ev = ev.with_columns(pl.lit("purchase").alias("event_type"))
-    if "ts" not in ev.columns:
-        ev = ev.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts"))
-    if "value" not in ev.columns:
-        ev = ev.with_columns(pl.lit(None, dtype=pl.Float64).alias("value"))
+    ev = with_event_defaults(events)
     try:
         ev = ev.select(
             pl.col("item_id").cast(pl.Utf8),

@@ -23,6 +23,18 @@ DAY = 86_400.0
 TOMBSTONE = "\x00forgotten:"  # ids of removed vocabulary entries start with this
 
 
+def with_event_defaults(events: pl.DataFrame) -> pl.DataFrame:
+    """``events`` with the optional columns filled in: ``event_type`` purchase, ``ts`` and ``value`` null."""
+    ev = events
+    if "event_type" not in ev.columns:
+        ev = ev.with_columns(pl.lit("purchase").alias("event_type"))
+    if "ts" not in ev.columns:
+        ev = ev.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts"))
+    if "value" not in ev.columns:
+        ev = ev.with_columns(pl.lit(None, dtype=pl.Float64).alias("value"))
+    return ev
+
+
 @dataclass(frozen=True)
 class InteractionConfig:
     """How events become matrix weights.
@@ -140,13 +152,7 @@ class Interactions:
         missing = [c for c in ("customer_id", "item_id") if c not in events.columns]
         if missing:
             raise ValueError(f"events need columns {missing}; got {events.columns}")
-        ev = events
-        if "event_type" not in ev.columns:
-            ev = ev.with_columns(pl.lit("purchase").alias("event_type"))
-        if "ts" not in ev.columns:
-            ev = ev.with_columns(pl.lit(None, dtype=pl.Int64).alias("ts"))
-        if "value" not in ev.columns:
-            ev = ev.with_columns(pl.lit(None, dtype=pl.Float64).alias("value"))
+        ev = with_event_defaults(events)
         ev = ev.select(
             pl.col("customer_id").cast(pl.Utf8),
             pl.col("item_id").cast(pl.Utf8),
