@@ -42,7 +42,6 @@ from recsys.interactions import DAY, InteractionConfig, Interactions
 from recsys.ranking.features import (
     FEATURE_NAMES,
     MISSING_RANK,
-    CustomerProfile,
     ItemTable,
     build_features,
 )
@@ -224,9 +223,6 @@ class Stage:
         if u < 0:
             return None
         return stored_history(self, u)
-
-    def profile(self, u: int) -> CustomerProfile:
-        return stored_history(self, u).profile()
 
     def prepare_profiles(self) -> None:
         """Per-customer lookups (last event time per item, event counts) used by features."""
@@ -715,9 +711,6 @@ class Recommender:
         state = self.__dict__.copy()
         state.pop("_lock", None)  # locks do not pickle; a loaded model gets a fresh one
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     @property
     def _mutex(self) -> threading.RLock:
