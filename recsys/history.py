@@ -24,6 +24,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.data.schema import EVENT_TYPES
 from recsys.errors import InvalidEventsError, InvalidHistoryError, UnknownItemError
 from recsys.interactions import DAY, EVENT_COLUMNS, _weight_expr, with_event_defaults
 from recsys.ranking.features import CustomerProfile
@@ -31,8 +32,6 @@ from recsys.retrieval.buy_again import RepeatPairs, pairs_from_frame, repeat_pai
 
 if TYPE_CHECKING:
     from recsys.recommender import Stage
-
-EVENT_TYPES = ("view", "cart", "purchase", "rating")
 
 
 @dataclass(frozen=True)
