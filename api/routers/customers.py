@@ -13,13 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from api import audit_log
 from api.deps import PrivacyDep, StateDep, StoreDep
 from api.errors import ApiProblem
 from api.logs import get_logger, short_key
 from recsys.data import schema
+from recsys.data.importer import _insert
 
 router = APIRouter(prefix="/customers", tags=["customer data rights"])
 
@@ -124,7 +124,7 @@ def put_consent(
     with store.transaction() as conn:
         before = conn.execute(select(c.c.consent_personalisation).where(c.c.customer_key == key)).scalar_one_or_none()
         if before is None:
-            ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(c)
+            ins = _insert(conn, c)
             conn.execute(ins.values(customer_key=key, attributes={}, consent_personalisation=body.personalisation,
                                     consent_updated_at=now, created_at=now).on_conflict_do_nothing())
         conn.execute(update(c).where(c.c.customer_key == key).values(

@@ -10,12 +10,12 @@ import polars as pl
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from api import metrics
 from api.deps import PublicDep, SettingsDep, StateDep, StoreDep
 from api.errors import ApiProblem
 from recsys.data import schema
+from recsys.data.importer import _insert
 from recsys.data.validate import Table, validate_events
 from recsys.errors import DataValidationError, Problem
 
@@ -59,10 +59,6 @@ class EventsOut(BaseModel):
     customers: int
     new_customers: int
     applied_to_model: int = Field(description="Events applied to this worker's live model right away.")
-
-
-def _insert(conn: Any, table: Any) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 @router.post("", response_model=EventsOut)
