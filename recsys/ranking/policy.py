@@ -25,12 +25,15 @@ scores stay the ranker's own (explanations add up to them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from recsys.ranking.features import FEATURE_INDEX
+
+if TYPE_CHECKING:  # recsys.recommender imports this module
+    from recsys.recommender import Recommender
 
 ACTIVE_QUANTILE = 0.95  # the "active" group of Li et al.: the top 5% by activity
 
@@ -98,15 +101,12 @@ def inactivity(activity: float, active_boundary: float) -> float:
     return float(np.clip((active_boundary - activity) / (active_boundary - low), 0.0, 1.0))
 
 
-def active_boundary(model: Any) -> float:
+def active_boundary(model: Recommender) -> float:
     """log(1 + events) at the model's top-5% activity boundary (cached on the model)."""
-    cached = getattr(model, "_policy_active_boundary", None)
+    cached: float | None = getattr(model, "_policy_active_boundary", None)
     if cached is None:
-        stage = model.stage_
-        per_customer = getattr(stage, "_n_events", None)  # events per customer, as the feature counts
-        if per_customer is None:
-            per_customer = np.diff(stage.interactions.matrix.indptr)
-        events = np.asarray(per_customer)[np.asarray(per_customer) > 0]
+        per_customer = model.stage_._n_events  # events per customer, as the feature counts them
+        events = per_customer[per_customer > 0]
         cached = float(np.log1p(np.quantile(events, ACTIVE_QUANTILE))) if len(events) else 0.0
         # Derived from the fitted model's own data; recomputed for a new model object.
         model._policy_active_boundary = cached
