@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from api.cli import app, console, open_store, progress_bar, user_errors
 from api.settings import get_settings
+
+if TYPE_CHECKING:  # imported when the command runs: `clearshelf --help` stays fast
+    from fairness.outcomes import ReasonTypes
+    from recsys.recommender import Recommender
 
 EXIT_AUDIT = 3  # the audit ran and its status reached --fail-on
 
@@ -27,18 +30,12 @@ def _names(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def _reason_factory() -> Callable[[Any], Callable[[Any], Sequence[str]]] | None:
-    """Reason types from the explanations package, when it is installed (imported lazily)."""
-    try:
-        from explain import Explainer
-    except ImportError:  # pragma: no cover - explain ships with clearshelf
-        return None
+def _reason_types(model: Recommender) -> ReasonTypes:
+    """The reason type of each served item, from an explainer built once for the audit model."""
+    from explain import Explainer
 
-    def factory(model: Any) -> Callable[[Any], Sequence[str]]:
-        explainer = Explainer(model)
-        return lambda ranked: [e.reason.as_dict()["type"] for e in explainer.explain(ranked)]
-
-    return factory
+    explainer = Explainer(model)
+    return lambda ranked: [e.reason.type for e in explainer.explain(ranked)]
 
 
 def _read_customers(directory: Path) -> Any:
@@ -94,7 +91,7 @@ def audit_command(
         k=k, split=split, cutoff_days=cutoff_days, seed=seed, sensitive=tuple(_names(sensitive)) if sensitive else None,
         intersections=combos, sweep=sweep, sweep_attribute=sweep_attribute, max_customers=max_customers,
     )
-    factory = _reason_factory() if reasons else None
+    factory = _reason_types if reasons else None
     with progress_bar() as progress:
         if data_dir is None:
             result = run_audit(
