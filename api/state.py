@@ -19,17 +19,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import delete, func, select
 
 from api import metrics
 from api.logs import get_logger, short_key
+from fairness.thresholds import ThresholdRepository
 from recsys.bundle import ModelRegistry
 from recsys.data import schema
 from recsys.data.pseudonym import Pseudonymiser
 from recsys.data.store import Store
+
+if TYPE_CHECKING:
+    from explain import Explainer
+    from recsys.ranking.policy import ServingPolicy
+    from recsys.recommender import Recommender
 
 FORGET_JOB = "forget"
 # Erasure notices for other workers live this long in ``jobs``, then are deleted.
@@ -48,10 +54,10 @@ class ItemInfo:
 class LoadedModel:
     """One loaded bundle with everything a request needs alongside it."""
 
-    model: Any  # recsys.recommender.Recommender
+    model: Recommender
     manifest: dict[str, Any]
     version: str
-    explainer: Any | None
+    explainer: Explainer
     catalog: dict[str, ItemInfo]
     loaded_at: float
     additivity_seen: list[int] = field(default_factory=lambda: [0])
@@ -62,24 +68,21 @@ class PolicySnapshot:
     """The thresholds version in force and the serving policy built from it."""
 
     version: int | None
-    policy: Any | None  # recsys.ranking.policy.ServingPolicy
+    policy: ServingPolicy | None
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def build_explainer(model: Any, *, sensitive: tuple[str, ...] = ()) -> Any | None:
+def build_explainer(model: Recommender, *, sensitive: tuple[str, ...] = ()) -> Explainer:
     """The explainer for ``model``; reason texts never name the ``sensitive`` attributes."""
-    try:
-        from explain import Explainer  # type: ignore[attr-defined]
-        from explain.explainer import ExplainerConfig
-    except ImportError:
-        return None
+    from explain import Explainer, ExplainerConfig  # imported on first load: shap is heavy
+
     return Explainer(model, ExplainerConfig(sensitive=tuple(sensitive)))
 
 
-def _catalog(model: Any) -> dict[str, ItemInfo]:
+def _catalog(model: Recommender) -> dict[str, ItemInfo]:
     cat = model.stage_.interactions.catalog
     ids = model.stage_.interactions.items.to_list()
     cols = {c: cat[c].to_list() if c in cat.columns else [None] * len(ids) for c in ("title", "category", "price")}
@@ -159,8 +162,6 @@ class ServingState:
 
     def _reconcile(self, loaded: LoadedModel) -> int:
         model = loaded.model
-        if not hasattr(model, "forget"):
-            return 0
         with self.store.engine.connect() as conn:
             known = set(conn.execute(select(schema.customers.c.customer_key)).scalars())
         gone = [c for c in model.stage_.interactions.customers.to_list() if c not in known]
@@ -170,9 +171,8 @@ class ServingState:
 
     def _replay_since_training(self, loaded: LoadedModel, hwm: int) -> int:
         """Apply stored events newer than the bundle's training data (by timestamp)."""
-        model = loaded.model
         last_ts = (loaded.manifest.get("data") or {}).get("last_ts")
-        if not hasattr(model, "observe") or last_ts is None:
+        if last_ts is None:
             return 0
         e = schema.events
         q = (
@@ -183,7 +183,7 @@ class ServingState:
         return self._observe_rows(loaded, self.store.read_frame(q, _EVENT_SCHEMA))
 
     def _observe_rows(self, loaded: LoadedModel, rows: pl.DataFrame) -> int:
-        if rows.height == 0 or not hasattr(loaded.model, "observe"):
+        if rows.height == 0:
             return 0
         no_consent, catalog = self.no_consent, loaded.catalog
         # membership tested in Python: the rows are few, the catalog may hold 100k items
@@ -206,7 +206,7 @@ class ServingState:
 
     def forget_local(self, customer_key: str) -> dict[str, int]:
         loaded = self.current
-        if loaded is None or not hasattr(loaded.model, "forget"):
+        if loaded is None:
             return {}
         return {k: int(v) for k, v in dict(loaded.model.forget(customer_key)).items()}
 
@@ -228,10 +228,6 @@ class ServingState:
     # -- thresholds -------------------------------------------------------------------
 
     def refresh_policy(self) -> PolicySnapshot:
-        try:
-            from fairness.thresholds import ThresholdRepository
-        except ImportError:
-            return self.policy
         current = ThresholdRepository(self.store).current()
         if current.version == self.policy.version:
             return self.policy

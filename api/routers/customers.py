@@ -18,8 +18,11 @@ from api import audit_log
 from api.deps import PrivacyDep, StateDep, StoreDep
 from api.errors import ApiProblem
 from api.logs import get_logger, short_key
+from api.state import ServingState
+from fairness.store import erase_customer as erase_customer_outcomes
 from recsys.data import schema
 from recsys.data.importer import _insert
+from recsys.data.store import Store
 
 router = APIRouter(prefix="/customers", tags=["customer data rights"])
 
@@ -79,7 +82,7 @@ def export_customer(
         raise ApiProblem(404, "Not found", "no data is stored about this customer", slug="unknown-customer")
     loaded = state.current
     model_state: dict[str, Any] = {"model_version": loaded.version if loaded else None, "history_items": 0}
-    if loaded is not None and hasattr(loaded.model, "history_row"):
+    if loaded is not None:
         model_state["history_items"] = int(loaded.model.history_row(key).nnz)
     sensitive = set(store.sensitive_attributes())
     attrs = dict(cust["attributes"] or {}) if cust else {}
@@ -175,16 +178,7 @@ def erase_customer(
     }
 
 
-def _erase_outcomes(store: Any, state: Any, key: str) -> dict[str, int]:
-    try:
-        from fairness import erase_customer as fairness_erase  # type: ignore[attr-defined]
-    except ImportError:
-        fairness_erase = None
-    if fairness_erase is not None:
-        return {k: int(v) for k, v in dict(fairness_erase(store, state.home, key)).items()}
-    o = schema.audit_outcomes
-    with store.transaction() as conn:
-        n = conn.execute(delete(o).where(o.c.customer_key == key)).rowcount
-    return {"audit_outcomes": int(n)}
+def _erase_outcomes(store: Store, state: ServingState, key: str) -> dict[str, int]:
+    return {k: int(v) for k, v in erase_customer_outcomes(store, state.home, key).items()}
 
 

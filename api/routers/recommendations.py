@@ -53,16 +53,13 @@ def recommendations(
     key = state.pseudonymise(customer_id)
     request.scope.setdefault("state", {})["customer"] = short_key(key)
     policy = state.policy
-    kwargs: dict[str, Any] = {}
-    if policy.policy is not None:
-        kwargs["policy"] = policy.policy
     ranked = loaded.model.recommend(
         key, k, filters=Filters(category=category, max_price=max_price),
-        personalise=key not in state.no_consent, **kwargs,
+        personalise=key not in state.no_consent, policy=policy.policy,
     )
     explanations: tuple[Any, ...] = ()
     explainer = loaded.explainer
-    if explain and explainer is not None and ranked.items:
+    if explain and ranked.items:
         explanations = explainer.explain(ranked)
         failures = explainer.additivity_failures
         seen = loaded.additivity_seen
