@@ -8,11 +8,13 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from api import audit_log
+from api.auth import Principal
 from api.deps import AdminDep, StateDep, StoreDep
 from api.errors import ApiProblem
 from fairness.store import ReportRepository
-from fairness.thresholds import ThresholdRepository, ThresholdSettings
+from fairness.thresholds import ThresholdRepository, ThresholdSettings, ThresholdVersion
 from fairness.tradeoff import preview
+from recsys.data.store import Store
 
 router = APIRouter(prefix="/admin/thresholds", tags=["admin: thresholds"])
 
@@ -53,6 +55,15 @@ def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict
     return out
 
 
+def _record(store: Store, admin: Principal, action: str, old: ThresholdVersion, new: ThresholdVersion,
+            **extra: Any) -> None:
+    """One audit-log entry for a new thresholds version: what it replaced and which settings changed."""
+    audit_log.record(store, principal=admin, action=action, target=f"thresholds:{new.version}",
+                     detail={"old_version": old.version, "new_version": new.version, **extra,
+                             "changes": _changes(old.settings.model_dump(mode="json"),
+                                                 new.settings.model_dump(mode="json"))})
+
+
 def _apply(state: StateDep) -> None:
     try:
         state.refresh_policy()  # this worker at once; the others within the sync interval
@@ -78,10 +89,7 @@ def put_thresholds(
     repo = ThresholdRepository(store)
     old = repo.current()
     new = repo.set(body.settings, actor=admin.key_id, note=body.note)
-    audit_log.record(store, principal=admin, action="thresholds.set", target=f"thresholds:{new.version}",
-                     detail={"old_version": old.version, "new_version": new.version,
-                             "changes": _changes(old.settings.model_dump(mode="json"),
-                                                 new.settings.model_dump(mode="json"))})
+    _record(store, admin, "thresholds.set", old, new)
     _apply(state)
     return new.as_dict()
 
@@ -94,11 +102,8 @@ def rollback_thresholds(
     repo = ThresholdRepository(store)
     old = repo.current()
     new = repo.rollback(actor=admin.key_id, to_version=body.to_version if body else None)
-    audit_log.record(store, principal=admin, action="thresholds.rollback", target=f"thresholds:{new.version}",
-                     detail={"old_version": old.version, "new_version": new.version,
-                             "restored": body.to_version if body and body.to_version is not None else old.version - 1,
-                             "changes": _changes(old.settings.model_dump(mode="json"),
-                                                 new.settings.model_dump(mode="json"))})
+    _record(store, admin, "thresholds.rollback", old, new,
+            restored=body.to_version if body and body.to_version is not None else old.version - 1)
     _apply(state)
     return new.as_dict()
 
