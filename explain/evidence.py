@@ -30,6 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys.ranking.features import FEATURE_INDEX
+from recsys.retrieval.base import top_k
 from recsys.retrieval.copurchase import sorted_contributions
 
 Role = Literal["history", "recommended"]
@@ -241,8 +242,8 @@ class EvidenceFinder:
         cats = cat["category"].to_list() if "category" in cat.columns else [None] * cat.height
         self._categories = np.asarray(cats, dtype=object)
         self._ids = inter.items.ids
-        pop = self.stage.retrievers["popularity"]
-        order = np.lexsort((np.arange(len(pop.scores_)), -np.asarray(pop.scores_)))
+        scores = np.asarray(self.stage.retrievers["popularity"].scores_)
+        order = top_k(scores, len(scores))
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(1, len(order) + 1)
         self._pop_rank = rank
