@@ -27,14 +27,13 @@ from fairness.outcomes import (
     ReasonTypes,
     audit_split,
     audit_truth,
-    customer_outcomes,
     outcomes_from_recs,
     recommend_cohort,
 )
 from fairness.report import SCHEMA_VERSION, validate_report
 from fairness.stats import MetricResult, assess, worst
 from fairness.thresholds import DEFAULT_VERSION, ThresholdVersion
-from recsys.evaluation.metrics import coverage
+from recsys.evaluation.metrics import Relevance, coverage
 from recsys.interactions import Interactions
 from recsys.ranking.policy import ServingPolicy
 from recsys.recommender import Recommender, RecommenderConfig
@@ -104,7 +103,7 @@ def largest_gap(values: np.ndarray, labels: np.ndarray, *, min_size: int) -> flo
 def run_sweep(
     model: Recommender,
     customers: Sequence[str],
-    relevance: Any,
+    relevance: Relevance,
     items: ItemInfo,
     groups: GroupTable,
     *,
@@ -200,15 +199,19 @@ def audit_frames(
     if len(truth) == 0:
         raise AuditInputError(NO_OUTCOMES)
     items = ItemInfo.build(vocab, catalog, split.train)
+    relevance = truth.relevance(vocab)
     policy = settings.policy.serving_policy()
     t1 = time.perf_counter()
-    reason_fn = reasons(model) if reasons is not None else None
+    cohort = list(truth.customer_ids)
+    served_reasons = None
     if served is not None:
-        outcomes: Outcomes = outcomes_from_recs(
-            list(truth.customer_ids), served[0], served[1], truth.relevance(vocab), items, k=k
-        )
+        recs, fallback = served
     else:
-        outcomes = customer_outcomes(model, truth, items, k=k, policy=policy, reason_types=reason_fn, progress=progress)
+        reason_fn = reasons(model) if reasons is not None else None
+        recs, fallback, served_reasons = recommend_cohort(
+            model, cohort, k=k, policy=policy, reason_types=reason_fn, progress=progress
+        )
+    outcomes: Outcomes = outcomes_from_recs(cohort, recs, fallback, relevance, items, k=k, reasons=served_reasons)
     timings["recommend"] = time.perf_counter() - t1
 
     sensitive = tuple(config.sensitive) if config.sensitive is not None else ()
@@ -216,7 +219,6 @@ def audit_frames(
     groups = build_groups(customers, truth.customer_ids, split.train, config=group_cfg, cutoff=split.cutoff)
     t2 = time.perf_counter()
     results: list[MetricResult] = assess(outcomes.frame, groups, metrics=outcomes.metrics, settings=settings.audit, seed=config.seed)
-    relevance = truth.relevance(vocab)
     exposure = item_exposure(outcomes.recs, relevance, items, settings=settings.audit, seed=config.seed)
     timings["statistics"] = time.perf_counter() - t2
 
@@ -229,10 +231,10 @@ def audit_frames(
                 f"({', '.join(groups.attributes)})"
             )
         sweep = run_sweep(
-            model, list(truth.customer_ids), relevance, items, groups, k=k,
+            model, cohort, relevance, items, groups, k=k,
             strengths=config.sweep_strengths, min_score=policy.min_score,
             attribute=config.sweep_attribute, min_group_size=settings.audit.min_group_size, progress=progress,
-            served=(policy.rerank_strength, outcomes.recs, outcomes.frame["cold_start_share"].to_numpy() > 0),
+            served=(policy.rerank_strength, recs, fallback),
         )
         timings["sweep"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
@@ -300,7 +302,3 @@ def audit_frames(
     validate_report(report)
     table = groups.frame.join(outcomes.frame, on="customer_id", how="left", maintain_order="left")
     return AuditRun(report=report, outcomes=table, group_attributes=groups.attributes, metrics=outcomes.metrics, model=model)
-
-
-def with_sensitive(config: AuditConfig, sensitive: Sequence[str]) -> AuditConfig:
-    return replace(config, sensitive=tuple(sensitive))

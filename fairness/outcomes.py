@@ -4,7 +4,8 @@ properties of what each customer is served that need no ground truth.
 Data flow: events -> :func:`audit_split` (train up to a cutoff; without
 timestamps a seeded random hold-out per customer) -> :func:`audit_truth`
 (each customer's relevant held-out items) -> a model fit on the training part
--> :func:`customer_outcomes` (one row per cohort customer).
+-> :func:`recommend_cohort` (each customer's served list) -> :func:`outcomes_from_recs`
+(one row per cohort customer).
 
 Metric columns (all in [0, 1], NaN where a customer's value is undefined):
 
@@ -34,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from recsys.evaluation.metrics import ranking_metrics
+from recsys.evaluation.metrics import Relevance, ranking_metrics
 from recsys.evaluation.splits import Split, Truth, normalise_events, random_split
 from recsys.interactions import DAY, IdVocabulary
 from recsys.ranking.policy import ServingPolicy
@@ -207,38 +208,18 @@ def recommend_cohort(
     return recs, fallback, reasons
 
 
-def customer_outcomes(
-    model: Recommender,
-    truth: Truth,
-    items: ItemInfo,
-    *,
-    k: int = 10,
-    policy: ServingPolicy | None = None,
-    reason_types: ReasonTypes | None = None,
-    progress: Progress | None = None,
-) -> Outcomes:
-    """Serve every cohort customer through ``model.recommend`` and measure what they got."""
-    customers = list(truth.customer_ids)
-    recs, fallback, reasons = recommend_cohort(
-        model, customers, k=k, policy=policy, reason_types=reason_types, progress=progress
-    )
-    return outcomes_from_recs(
-        customers, recs, fallback, truth.relevance(model.stage_.interactions.items), items, k=k, reasons=reasons
-    )
-
-
 def outcomes_from_recs(
     customers: Sequence[str],
     recs: npt.NDArray[np.int64],
     fallback: npt.NDArray[np.bool_],
-    relevance: object,
+    relevance: Relevance,
     items: ItemInfo,
     *,
     k: int,
     reasons: list[list[str]] | None = None,
 ) -> Outcomes:
     """Per-customer metrics from served lists (pure; the benchmark uses it directly)."""
-    quality = ranking_metrics(recs, relevance, k=k, recall_ks=())  # type: ignore[arg-type]
+    quality = ranking_metrics(recs, relevance, k=k, recall_ks=())
     shown = recs >= 0
     n_shown = shown.sum(axis=1).astype(np.float64)
     safe = np.where(shown, recs, 0)
