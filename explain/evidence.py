@@ -226,6 +226,8 @@ class EvidenceFinder:
         self._kinds_for: Any = None
         self._kinds: sp.csr_matrix | None = None
         self._catalog_for: Any = None
+        self._sim_for: Any = None
+        self._sim_csc: sp.csc_matrix | None = None
 
     # -- lookups cached per serving stage --
 
@@ -252,10 +254,10 @@ class EvidenceFinder:
     def similarity_csc(self) -> sp.csc_matrix:
         """The co-purchase similarity as CSC (column i: which items point to i), cached."""
         sim = self.stage.retrievers["copurchase"].similarity_
-        if getattr(self, "_sim_for", None) is not sim:
-            self._sim_csc = sp.csc_matrix(sim)
-            self._sim_csc.sort_indices()
-            self._sim_for = sim
+        if self._sim_for is not sim or self._sim_csc is None:
+            csc = sp.csc_matrix(sim)
+            csc.sort_indices()
+            self._sim_csc, self._sim_for = csc, sim
         return self._sim_csc
 
     def context(self, row: sp.csr_matrix, customer: str | None = None) -> HistoryContext:
@@ -341,7 +343,6 @@ class EvidenceFinder:
     def _history_citing(
         self,
         reason: str,
-        source: str,
         pairs: list[tuple[int, float]],
         u: int,
         item: int,
@@ -356,38 +357,37 @@ class EvidenceFinder:
             if positive[0][1] < self.config.min_citation_share * total:
                 return []
         positive = positive[: self.config.max_items]
+        source = SOURCE_OF[reason]
         items = tuple(
             self._history_item(
                 u, j, float(v), **({"similarity": similarity[j]} if similarity else {}), source=source
             )
             for j, v in positive
         )
-        return [Evidence(reason, SOURCE_OF[reason], items)]
+        return [Evidence(reason, source, items)]
+
+    # the history-citing groups: each needs its retriever in the serving stage
 
     def _copurchase(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
-        r = self.stage.retrievers.get("copurchase")
-        if r is None:
+        if "copurchase" not in self.stage.retrievers:
             return []
-        return self._history_citing("bought_together", "copurchase", row.copurchase(item), u, item)
+        return self._history_citing("bought_together", row.copurchase(item), u, item)
 
     def _als(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
-        r = self.stage.retrievers.get("als")
-        if r is None:
+        if "als" not in self.stage.retrievers:
             return []
-        return self._history_citing("because_you_bought", "als", row.als(item), u, item)
+        return self._history_citing("because_you_bought", row.als(item), u, item)
 
     def _ease(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
-        r = self.stage.retrievers.get("ease")
-        if r is None:
+        if "ease" not in self.stage.retrievers:
             return []
-        return self._history_citing("goes_with", "ease", row.ease(item), u, item)
+        return self._history_citing("goes_with", row.ease(item), u, item)
 
     def _content(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
-        r = self.stage.retrievers.get("content")
-        if r is None:
+        if "content" not in self.stage.retrievers:
             return []
         pairs, sims = row.content(item)
-        return self._history_citing("similar_to", "content", pairs, u, item, similarity=sims)
+        return self._history_citing("similar_to", pairs, u, item, similarity=sims)
 
     def _buy_again(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("buy_again")
