@@ -8,16 +8,22 @@ each sync dependency through the thread pool, several hops per request.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from api.auth import KeyVerifier, Principal
 from api.errors import ApiProblem
+from api.jobs import JobRunner
 from api.settings import Settings
 from api.state import LoadedModel, ServingState
 from recsys.data.store import Store
+
+if TYPE_CHECKING:  # imported where used: both pull in the model libraries
+    from fairness.audit import AuditConfig
+    from recsys.recommender import RecommenderConfig
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key from `clearshelf keys create --role ...`."
@@ -40,30 +46,25 @@ async def get_verifier(request: Request) -> KeyVerifier:
     return request.app.state.verifier  # type: ignore[no-any-return]
 
 
-async def get_jobs(request: Request) -> Any:
-    return request.app.state.jobs
+async def get_jobs(request: Request) -> JobRunner:
+    return request.app.state.jobs  # type: ignore[no-any-return]
 
 
-async def get_train_config(request: Request) -> Any:
+async def get_train_config(request: Request) -> RecommenderConfig:
     """The RecommenderConfig POST /admin/train uses: the loaded bundle's own configuration
     (hierarchy columns, sources, seeds), else the defaults; without the text-embedding
     source when ``train_content`` is off. Tests override it with a small one."""
-    from dataclasses import replace
-
     from recsys.recommender import RecommenderConfig
 
     settings: Settings = request.app.state.settings
-    loaded = getattr(request.app.state, "serving", None)
-    current = loaded.current if loaded is not None else None
-    config = getattr(current.model, "config", None) if current is not None else None
-    if not isinstance(config, RecommenderConfig):
-        config = RecommenderConfig()
+    current: LoadedModel | None = request.app.state.serving.current
+    config = current.model.config if current is not None else RecommenderConfig()
     if not settings.train_content:
         config = replace(config, content=None)
     return config
 
 
-def default_audit_config(settings: Settings) -> Any:
+def default_audit_config(settings: Settings) -> AuditConfig:
     """The audit POST /admin/audits and the nightly schedule run: with the trade-off sweep
     (the admin preview reads it); the audit model follows the active bundle's configuration."""
     from fairness.audit import AuditConfig
@@ -71,14 +72,14 @@ def default_audit_config(settings: Settings) -> Any:
     return AuditConfig(sweep=True)
 
 
-async def get_audit_config(request: Request) -> Any:
+async def get_audit_config(request: Request) -> AuditConfig:
     return default_audit_config(request.app.state.settings)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StateDep = Annotated[ServingState, Depends(get_state)]
 StoreDep = Annotated[Store, Depends(get_store)]
-JobsDep = Annotated[Any, Depends(get_jobs)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 TrainConfigDep = Annotated[Any, Depends(get_train_config)]
 AuditConfigDep = Annotated[Any, Depends(get_audit_config)]
 
