@@ -75,7 +75,7 @@ def audit_command(
     from dataclasses import replace
 
     from fairness.audit import AuditConfig, audit_frames
-    from fairness.job import run_audit, write_files, write_outcomes
+    from fairness.job import audit_recommender, run_audit, write_files, write_outcomes
     from fairness.report import render_html
     from fairness.thresholds import ThresholdRepository
     from recsys.recommender import RecommenderConfig
@@ -106,11 +106,7 @@ def audit_command(
             events, catalog = load_data_dir(data_dir)
             level2, level3 = dataset_hierarchy(data_dir.name)
             rc = RecommenderConfig(level2_column=level2, level3_column=level3)
-            if no_content or rc.content is None:
-                rc = replace(rc, content=None)
-            else:
-                rc = replace(rc, content=replace(rc.content, cache_dir=str(home / "embeddings")))
-            config = replace(config, recommender=rc)
+            config = replace(config, recommender=audit_recommender(rc, home, without_content=no_content))
             run = audit_frames(
                 events, catalog, _read_customers(data_dir),
                 config=replace(config, sensitive=config.sensitive or ()),

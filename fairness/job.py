@@ -149,6 +149,15 @@ def store_frames(store: Store) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
     return events, catalog, customers
 
 
+def audit_recommender(rc: RecommenderConfig, home: Path, *, without_content: bool) -> RecommenderConfig:
+    """The audit model's configuration: without the text-embedding source, or with its cache under ``home/embeddings``."""
+    if without_content:
+        return replace(rc, content=None)
+    if rc.content is not None and rc.content.cache_dir is None:
+        return replace(rc, content=replace(rc.content, cache_dir=str(Path(home) / "embeddings")))
+    return rc
+
+
 def run_audit(
     store: Store,
     home: Path,
@@ -202,12 +211,7 @@ def _run(
                 rc = registry.load(serving_version)[0].config
         config = replace(config, recommender=rc)
     if config.recommender is not None:
-        rc = config.recommender
-        if without_content:
-            rc = replace(rc, content=None)
-        elif rc.content is not None and rc.content.cache_dir is None:
-            rc = replace(rc, content=replace(rc.content, cache_dir=str(home / "embeddings")))
-        config = replace(config, recommender=rc)
+        config = replace(config, recommender=audit_recommender(config.recommender, home, without_content=without_content))
     thresholds = ThresholdRepository(store).current()
     events, catalog, customers = store_frames(store)
     if config.sensitive is None:
