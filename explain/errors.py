@@ -17,10 +17,6 @@ ERR_FEATURES_MISMATCH = (
     "the ranked list carries features {got}, the model's ranker was trained on {want}: "
     "retrain with `clearshelf train`"
 )
-ERR_NO_HOOK = (
-    "the recommender has no {name}(): the counterfactual check needs Recommender.{name}; "
-    "upgrade recsys"
-)
 
 
 class ExplainError(ClearshelfError):

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from explain.errors import ERR_NO_HOOK, ExplainError
 from explain.explainer import Explainer, ItemExplanation
 
 
@@ -84,9 +83,6 @@ class PoolCheck:
     """
 
     def __init__(self, model: Any, customer: str, *, filters: Any = None, now: float | None = None) -> None:
-        for hook in ("score_items", "history_row"):
-            if not hasattr(model, hook):
-                raise ExplainError(ERR_NO_HOOK.format(name=hook))
         from recsys.recommender import Filters
 
         self.model = model
