@@ -15,6 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fairness.errors import (
+    AuditInputError,
+    AuditLockedError,
+    FairnessError,
+    ReportNotFoundError,
+    ThresholdError,
+)
 from recsys.errors import (
     BundleError,
     ClearshelfError,
@@ -159,12 +166,11 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# fairness' domain errors by class name (api depends on fairness, but keeps this table plain)
-_FAIRNESS_STATUS: dict[str, tuple[int, str]] = {
-    "AuditLockedError": (409, "Audit running"),
-    "ReportNotFoundError": (404, "Not found"),
-    "AuditInputError": (409, "Audit input problem"),
-    "ThresholdError": (422, "Invalid thresholds"),
+_FAIRNESS_STATUS: dict[type[FairnessError], tuple[int, str]] = {
+    AuditLockedError: (409, "Audit running"),
+    ReportNotFoundError: (404, "Not found"),
+    AuditInputError: (409, "Audit input problem"),
+    ThresholdError: (422, "Invalid thresholds"),
 }
 
 
@@ -178,10 +184,10 @@ async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
             422, "Invalid data", str(exc).splitlines()[0], slug="invalid-data", request=request,
             extra={"errors": errors, "total": exc.total},
         )
-    kind = type(exc).__name__
-    if kind in _FAIRNESS_STATUS:
-        status, title = _FAIRNESS_STATUS[kind]
-        return problem_response(status, title, str(exc), slug=kind.removesuffix("Error").lower(), request=request)
+    if type(exc) in _FAIRNESS_STATUS:
+        status, title = _FAIRNESS_STATUS[type(exc)]
+        slug = type(exc).__name__.removesuffix("Error").lower()
+        return problem_response(status, title, str(exc), slug=slug, request=request)
     if isinstance(exc, BundleError):
         status = 404 if str(exc).startswith("no model bundle") else 409
         return problem_response(status, "Model bundle problem", str(exc), slug="bundle", request=request)
