@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from recsys.ranking.features import FEATURE_INDEX
@@ -202,8 +203,6 @@ class HistoryContext:
         return pairs, dict(zip(idx.tolist(), sims.tolist(), strict=True))
 
     def als(self, item: int) -> list[tuple[int, float]]:
-        import scipy.linalg as sla
-
         r = self.finder.stage.retrievers["als"]
         if self._als is None:
             items, confidence = r._confidences(self.row)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from explain.evidence import Evidence, EvidenceItem
+from explain.evidence import BACKING, Evidence, EvidenceItem
 from explain.rules import violations
 
 # reason-backing groups, most specific first (the tie-break)
@@ -80,8 +80,6 @@ def choose(
     given, has the last word on a candidate that passed the rules (the
     optional counterfactual check).
     """
-    from explain.evidence import BACKING
-
     for group, shap in rank_groups(group_shap):
         for ev in candidates(group):
             if not all(sum(feature_shap.get(f, 0.0) for f in fs) > 0 for fs in BACKING.get(ev.reason_type, ())):

@@ -22,10 +22,9 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    from explain.evidence import Evidence
+from explain.evidence import BACKING, Evidence
 
 # Words that would make a reason talk about the customer's sensitive attributes
 # or about other customers. Matched as whole words, case-insensitively.
@@ -111,8 +110,6 @@ def violations(
     ``shap`` maps feature names to the item's SHAP values (None when no
     ranker scored the item, e.g. cold start: then only rules 1 and 3 apply).
     """
-    from explain.evidence import BACKING
-
     out = []
     for e in evidence.items:
         bad_keys = sorted(set(e.as_dict()) - EVIDENCE_KEYS)
