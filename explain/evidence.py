@@ -227,6 +227,11 @@ class EvidenceFinder:
         self._catalog_for: Any = None
         self._sim_for: Any = None
         self._sim_csc: sp.csc_matrix | None = None
+        # the groups that can back a reason, each with its evidence lookup
+        self._groups = {
+            "copurchase": self._copurchase, "als": self._als, "ease": self._ease, "content": self._content,
+            "buy_again": self._buy_again, "category": self._category, "popularity": self._popularity,
+        }
 
     # -- lookups cached per serving stage --
 
@@ -328,7 +333,7 @@ class EvidenceFinder:
         (``Recommender.history_row``, live events included; default: the
         stored one). ``features`` is the item's ranker feature row.
         """
-        finder = getattr(self, f"_{group}", None)
+        finder = self._groups.get(group)
         if finder is None:
             return []
         u = self.stage.interactions.customers.index(customer)
