@@ -109,7 +109,11 @@ class ReportRepository:
 
     def history(self, limit: int = 30) -> list[dict[str, Any]]:
         """The newest ``limit`` full reports (for the trend), oldest first."""
-        return [self.get(r["id"]) for r in reversed(self.list(limit=limit))]
+        t = schema.fairness_reports
+        q = select(t.c.report).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        with self.store.engine.connect() as conn:
+            reports = conn.execute(q).scalars().all()
+        return [dict(r) for r in reversed(reports)]
 
     def outcomes(self, report_id: str) -> pl.DataFrame:
         """The stored per-customer outcomes of a report: customer_key + one column per value."""
