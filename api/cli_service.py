@@ -57,16 +57,13 @@ def _demo_setup(settings: Settings, store: Any, host: str, port: int) -> None:
 
 
 def _first_audit(settings: Settings, store: Any) -> None:
-    try:
-        from fairness.audit import AuditConfig
-        from fairness.job import run_audit
-    except ImportError:
-        err_console.print("fairness audit not available in this build: skipped the first audit")
-        return
+    from fairness.audit import AuditConfig
+    from fairness.job import run_audit
+
     console.print("running a first fairness audit (with the re-rank trade-off sweep) ...")
     with progress_bar() as progress:
         result = run_audit(store, settings.resolved_home, config=AuditConfig(sweep=True), progress=progress)
-    console.print(f"fairness report {result.report_id}: {(result.report or {}).get('status')}")
+    console.print(f"fairness report {result.report_id}: {result.report.get('status')}")
 
 
 def _quiet_server_class() -> Any:
