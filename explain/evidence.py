@@ -145,7 +145,8 @@ class HistoryContext:
     The contributions equal the retrievers' own ``contributions``/``explain``
     (``tests/test_explain.py`` checks this); they are computed here for all
     of a list's items at the cost of one: the co-purchase column comes from a
-    cached CSC copy, ALS's Cholesky factor is solved once per customer.
+    cached CSC copy, ALS's Cholesky factor and the content profile are
+    built once per customer.
     """
 
     def __init__(self, finder: EvidenceFinder, row: sp.csr_matrix, customer: str | None = None) -> None:
@@ -157,6 +158,7 @@ class HistoryContext:
         self.items = self.row.indices[keep].astype(np.int64)
         self.weights = self.row.data[keep]
         self._als: Any = None
+        self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
 
     def copurchase(self, item: int) -> list[tuple[int, float]]:
         sim = self.finder.similarity_csc()
@@ -185,22 +187,27 @@ class HistoryContext:
         r = self.finder.stage.retrievers["content"]
         if not r.has_text_[item]:
             return [], {}
+        if self._content is None:
+            self._content = self._content_profile(r)
+        idx, w, norm = self._content
+        if not len(idx) or norm == 0:
+            return [], {}
+        emb = r.embeddings_
+        sims = (emb[idx] @ emb[item]).astype(np.float64)
+        mine = idx != item
+        pairs = sorted_contributions(idx[mine], w[mine] * sims[mine] / norm)
+        return pairs, dict(zip(idx.tolist(), sims.tolist(), strict=True))
+
+    def _content_profile(self, r: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float]:
+        """The content profile's history items with text, their weights and the profile's norm (once per list)."""
         crow = r.history_row(self.customer) if self.customer is not None else None
         if crow is None or crow.nnz == 0:
             crow = self.row
         idx, w = crow.indices.astype(np.int64), crow.data.astype(np.float64)
         keep = (w > 0) & r.has_text_[idx]
         idx, w = idx[keep], w[keep]
-        if not len(idx):
-            return [], {}
-        emb = r.embeddings_
-        norm = float(np.linalg.norm(w.astype(np.float32) @ emb[idx]))
-        if norm == 0:
-            return [], {}
-        sims = (emb[idx] @ emb[item]).astype(np.float64)
-        mine = idx != item
-        pairs = sorted_contributions(idx[mine], w[mine] * sims[mine] / norm)
-        return pairs, dict(zip(idx.tolist(), sims.tolist(), strict=True))
+        norm = float(np.linalg.norm(w.astype(np.float32) @ r.embeddings_[idx])) if len(idx) else 0.0
+        return idx, w, norm
 
     def als(self, item: int) -> list[tuple[int, float]]:
         r = self.finder.stage.retrievers["als"]
