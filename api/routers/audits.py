@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel
@@ -14,9 +14,13 @@ from api import audit_log
 from api.auth import Principal
 from api.deps import AdminDep, AuditConfigDep, JobsDep, SettingsDep, StateDep, default_audit_config
 from api.errors import ApiProblem
-from api.jobs import throttled_progress
+from api.jobs import JobRunner, throttled_progress
 from api.logs import get_logger
 from api.settings import Settings
+from api.state import ServingState
+
+if TYPE_CHECKING:
+    from fairness.audit import AuditConfig
 
 router = APIRouter(prefix="/admin/audits", tags=["admin: audits"])
 
@@ -25,7 +29,7 @@ class JobCreated(BaseModel):
     job_id: str
 
 
-def start_audit(state: Any, jobs: Any, *, config: Any, without_content: bool, principal: Principal | None,
+def start_audit(state: ServingState, jobs: JobRunner, *, config: AuditConfig, without_content: bool, principal: Principal | None,
                 job_id: str | None = None, reason: str = "manual") -> str:
     """Queue an audit; returns the job id (an explicit ``job_id`` makes it once-only).
 
@@ -45,10 +49,10 @@ def start_audit(state: Any, jobs: Any, *, config: Any, without_content: bool, pr
 
         result = run_audit(state.store, state.home, config=config, without_content=without_content,
                            progress=progress)
+        outcome = result.report.get("status")
         audit_log.record(state.store, principal=principal, action="audit.run", target=f"report:{result.report_id}",
-                         detail={"job_id": job_id, "reason": reason,
-                                 "status": (result.report or {}).get("status")})
-        return {"report_id": result.report_id, "status": (result.report or {}).get("status")}
+                         detail={"job_id": job_id, "reason": reason, "status": outcome})
+        return {"report_id": result.report_id, "status": outcome}
 
     jobs.submit(job_id, run)
     return job_id
@@ -71,7 +75,7 @@ def next_run(audit_time: str, now: datetime) -> datetime:
     return at if at > now else at + timedelta(days=1)
 
 
-async def nightly_audits(state: Any, jobs: Any, settings: Settings) -> None:
+async def nightly_audits(state: ServingState, jobs: JobRunner, settings: Settings) -> None:
     """Sleep until ``audit_time`` (UTC) every day and queue an audit, once across all workers:
     the job id is the date, and the ``jobs`` primary key lets only the first worker create it."""
     log = get_logger()
