@@ -28,25 +28,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from _timing import fit_world
+from _timing import percentiles as _percentiles
 
 from explain import Explainer
-from recsys.data.demo import DemoConfig, generate_demo
-from recsys.evaluation.job import dataset_hierarchy
-from recsys.evaluation.splits import normalise_events
-from recsys.interactions import Interactions
-from recsys.recommender import Recommender, RecommenderConfig
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
-    a = np.asarray(seconds) * 1000
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean())}
+    return _percentiles(np.asarray(seconds) * 1000)
 
 
 def main() -> None:
@@ -59,24 +54,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path(".clearshelf/embeddings"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/explain_latency_demo.json"))
     args = ap.parse_args()
-    if args.dataset:
-        from recsys.data.datasets import load_dataset
-
-        ds = load_dataset(args.dataset, args.path)
-        events, catalog, name = ds.events, ds.items, args.dataset
-    else:
-        demo = generate_demo(DemoConfig())
-        events, catalog, name = demo.events, demo.items, "demo"
-    level2, level3 = dataset_hierarchy(name)
-    config = RecommenderConfig(level2_column=level2, level3_column=level3)
-    if args.no_content:
-        config = replace(config, content=None)
-    else:
-        config = replace(config, content=replace(config.content, cache_dir=str(args.cache_dir)))  # type: ignore[arg-type]
-    inter = Interactions.from_events(normalise_events(events), catalog=catalog)
-    started = time.perf_counter()
-    model = Recommender(config).fit(inter)
-    train_s = time.perf_counter() - started
+    world = fit_world(args.dataset, args.path, cache_dir=args.cache_dir, content=not args.no_content)
+    model, inter, name, train_s = world.model, world.interactions, world.name, world.train_seconds
     explainer = Explainer(model)
     rng = np.random.default_rng(42)
     known = inter.customers.ids[np.diff(inter.matrix.indptr) > 0]

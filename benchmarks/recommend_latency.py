@@ -26,21 +26,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-
-from recsys.data.demo import DemoConfig, generate_demo
-from recsys.evaluation.job import dataset_hierarchy
-from recsys.evaluation.splits import normalise_events
-from recsys.interactions import Interactions
-from recsys.recommender import Recommender, RecommenderConfig
+from _timing import fit_world
+from _timing import percentiles as _percentiles
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {
-        "p50_ms": round(float(np.percentile(a, 50)), 3),
-        "p99_ms": round(float(np.percentile(a, 99)), 3),
-        "mean_ms": round(float(a.mean()), 3),
-    }
+    return _percentiles(ms, digits=3)
 
 
 def timed(fn: object, customers: list[str]) -> tuple[list[float], list[float]]:
@@ -76,23 +67,9 @@ def main() -> None:
         inter = model.stage_.interactions
         name = args.dataset or "pickled"
     else:
-        if args.dataset:
-            from recsys.data.datasets import load_dataset
-
-            ds = load_dataset(args.dataset, args.path)
-            events, catalog, name = ds.events, ds.items, args.dataset
-        else:
-            demo = generate_demo(DemoConfig())
-            events, catalog, name = demo.events, demo.items, "demo"
-        level2, level3 = dataset_hierarchy(name)
-        config = RecommenderConfig(level2_column=level2, level3_column=level3)
-        from dataclasses import replace
-
-        config = replace(config, content=replace(config.content, cache_dir=str(args.cache_dir)))  # type: ignore[arg-type]
-        inter = Interactions.from_events(normalise_events(events), catalog=catalog)
-        started = time.perf_counter()
-        model = Recommender(config).fit(inter)
-        train_s = round(time.perf_counter() - started, 1)
+        world = fit_world(args.dataset, args.path, cache_dir=args.cache_dir)
+        model, inter, name = world.model, world.interactions, world.name
+        train_s = round(world.train_seconds, 1)
     rng = np.random.default_rng(42)
     known = inter.customers.ids[np.diff(inter.matrix.indptr) > 0]
     sample = rng.choice(known, min(args.customers, len(known)), replace=False).tolist()
