@@ -162,6 +162,14 @@ class PopularityRetriever(BaseRetriever):
             self.name, scores, n, self.items_, exclude=exclude, min_score=floor
         )
 
+    def _category_sizes(self) -> npt.NDArray[np.int64]:
+        """Items per category code (counted once, not per call; older bundles build it on first use)."""
+        sizes = self.__dict__.get("_category_sizes_cache")
+        if sizes is None:
+            sizes = np.bincount(self.category_, minlength=len(self.categories_))
+            self._category_sizes_cache = sizes
+        return sizes
+
     def item_stats(self, item: int) -> dict[str, Any]:
         """Popularity figures of one item (by index), for reasons and features.
 
@@ -187,7 +195,7 @@ class PopularityRetriever(BaseRetriever):
             "category": self.categories_[code],
             "category_rank": int(self.category_rank_[item]),
             "category_trend_rank": int(self.category_trend_rank_[item]),
-            "category_size": int(np.count_nonzero(self.category_ == code)),
+            "category_size": int(self._category_sizes()[code]),
             "window_days": self.config.window_days,
             "trend_window_days": self.config.trend_window_days,
             "timed": self.timed_,
