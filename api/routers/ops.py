@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api import metrics
 from api.deps import SettingsDep, StateDep
 from api.errors import PROBLEM_JSON, TYPE_PREFIX
+from api.state import ServingState
 
 router = APIRouter(tags=["operations"])
 
@@ -45,16 +46,16 @@ def readyz(state: StateDep) -> Any:
     )
 
 
-def _last_audit(state: Any) -> dict[str, Any] | None:
+def _last_audit(state: ServingState) -> dict[str, Any] | None:
     from fairness.store import ReportRepository
 
-    repo = ReportRepository(state.store)
-    try:
-        latest = repo.latest()
+    try:  # the summary row only: a full report is megabytes of JSON, read on every scrape
+        rows = ReportRepository(state.store).list(1)
     except Exception:
         return None
-    if not latest:
+    if not rows:
         return None
+    latest = rows[0]
     created = latest.get("created_at")
     ts = None
     if isinstance(created, str):
