@@ -107,7 +107,7 @@ def problem_response(
     if extra:
         body.update(extra)
     if request is not None:
-        rid = getattr(request.state, "request_id", None) or request.scope.get("state", {}).get("request_id")
+        rid = request.scope.get("state", {}).get("request_id")  # set by ServiceMiddleware (request.state reads the same dict)
         if rid:
             body["request_id"] = rid
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
