@@ -246,10 +246,10 @@ def demo_command(
     _print_counts(store)
     if not train:
         return
-    from recsys.training import train_from_store
+    from api.training import train_bundle
 
     with progress_bar() as progress:
-        info = train_from_store(store, settings.resolved_home, progress=progress)
+        info = train_bundle(store, settings.resolved_home, progress=progress)
     console.print(f"trained model {info.version} in {info.manifest['metrics']['train_seconds']:.1f} s")
     sample = str(data.customers["customer_id"][0])
     console.print(f"sample: clearshelf recommend {sample} --k 5")
@@ -277,8 +277,8 @@ def train_command(
     """Train on everything in the store, write a versioned model bundle and activate it."""
     from dataclasses import replace
 
+    from api.training import train_bundle
     from recsys.recommender import RecommenderConfig
-    from recsys.training import train_from_store
 
     settings = get_settings()
     store = open_store(settings)
@@ -287,10 +287,9 @@ def train_command(
     if no_content:
         config = replace(config, content=None)
     with progress_bar() as progress:
-        from explain.summary import bundle_files
 
-        info = train_from_store(
-            store, settings.resolved_home, config=config, keep=keep, progress=progress, extra_files=bundle_files
+        info = train_bundle(
+            store, settings.resolved_home, config=config, keep=keep, progress=progress
         )
     m, d = info.manifest["metrics"], info.manifest["data"]
     console.print(

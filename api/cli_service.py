@@ -18,9 +18,9 @@ app.add_typer(keys_app, name="keys")
 
 def _demo_setup(settings: Settings, store: Any, host: str, port: int) -> None:
     """Empty store: demo world, a trained model, a first audit and an admin key (printed once)."""
+    from api.training import train_bundle
     from recsys.data.demo import DemoConfig, generate_demo
     from recsys.data.importer import import_frames
-    from recsys.training import train_from_store
 
     console.print("empty store: generating the demo world (2,000 customers, 500 products, six months) ...")
     data = generate_demo(DemoConfig())
@@ -31,7 +31,7 @@ def _demo_setup(settings: Settings, store: Any, host: str, port: int) -> None:
         )
     console.print(f"loaded in {report.seconds:.1f} s: {report.summary()}")
     with progress_bar() as progress:
-        info = train_from_store(store, settings.resolved_home, progress=progress)
+        info = train_bundle(store, settings.resolved_home, progress=progress)
     console.print(f"trained model {info.version} in {info.manifest['metrics']['train_seconds']:.1f} s")
     _first_audit(settings, store)
     from api.auth import create_key
@@ -119,10 +119,10 @@ def serve_command(
             from recsys.bundle import ModelRegistry
 
             if ModelRegistry(settings.resolved_home / "models").active_version() is None:
-                from recsys.training import train_from_store
+                from api.training import train_bundle
 
                 with progress_bar() as progress:
-                    info = train_from_store(store, settings.resolved_home, progress=progress)
+                    info = train_bundle(store, settings.resolved_home, progress=progress)
                 console.print(f"trained model {info.version}")
     store.dispose()
     common: dict[str, Any] = {

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from api.app import create_app
 from api.deps import get_audit_config, get_train_config
 from api.logs import LOGGER_NAME, JsonFormatter
+from explain.summary import SUMMARY_JSON, SUMMARY_PNG
 from fairness.audit import AuditConfig
 from recsys.data import schema
 from tests.test_api_support import SMALL, World, build_world, postgres_schema_url
@@ -418,6 +419,9 @@ def test_train_job_trains_activates_and_reports(client: TestClient, world: World
     version = job["detail"]["version"]
     assert client.get("/admin/models", headers=H(world.admin)).json()["loaded"] == version
     assert recommend(client, world.customers[6])["model_version"] == version
+    # trained through the service like `clearshelf train`: the bundle carries its SHAP summary
+    files = (world.home / "models" / version / "manifest.json").read_text()
+    assert SUMMARY_JSON in files and SUMMARY_PNG in files
 
 
 # -- thresholds ---------------------------------------------------------------------------

@@ -87,15 +87,15 @@ def train(
     job_id = jobs.create("train", {"requested_by": admin.key_id})
 
     def run(update: Any) -> dict[str, Any]:
+        from api.training import train_bundle
         from fairness.job import audit_lock
-        from recsys.training import train_from_store
 
         with audit_lock(store, name="train", ttl_seconds=6 * 3600) as acquired:
             if not acquired:
                 raise RuntimeError("another process is training (lease 'train' held)")
             progress = throttled_progress(update)
 
-            info = train_from_store(store, state.home, config=config, keep=settings.train_keep, progress=progress)
+            info = train_bundle(store, state.home, config=config, keep=settings.train_keep, progress=progress)
         state.load_active(info.version)
         audit_log.record(store, principal=admin, action="model.train", target=f"model:{info.version}",
                          detail={"job_id": job_id})
