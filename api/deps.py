@@ -64,16 +64,18 @@ async def get_train_config(request: Request) -> RecommenderConfig:
     return config
 
 
-def default_audit_config(settings: Settings) -> AuditConfig:
+def default_audit_config() -> AuditConfig:
     """The audit POST /admin/audits and the nightly schedule run: with the trade-off sweep
-    (the admin preview reads it); the audit model follows the active bundle's configuration."""
+    (the admin preview reads it); the audit model follows the active bundle's configuration.
+    No setting changes it: whether the audit model uses the text-embedding source follows
+    ``train_content`` and is passed to ``start_audit`` on its own (``without_content``)."""
     from fairness.audit import AuditConfig
 
     return AuditConfig(sweep=True)
 
 
-async def get_audit_config(request: Request) -> AuditConfig:
-    return default_audit_config(request.app.state.settings)
+async def get_audit_config() -> AuditConfig:
+    return default_audit_config()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -86,7 +86,7 @@ async def nightly_audits(state: ServingState, jobs: JobRunner, settings: Setting
         job_id = f"audit-nightly-{at:%Y%m%d}"
         try:
             await asyncio.to_thread(
-                start_audit, state, jobs, config=default_audit_config(settings),
+                start_audit, state, jobs, config=default_audit_config(),
                 without_content=not settings.train_content, principal=None, job_id=job_id, reason="nightly",
             )
             log.info("nightly audit queued", extra={"job_id": job_id})

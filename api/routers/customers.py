@@ -21,7 +21,7 @@ from api.logs import get_logger, short_key
 from api.state import ServingState
 from fairness.store import erase_customer as erase_customer_outcomes
 from recsys.data import schema
-from recsys.data.importer import _insert
+from recsys.data.importer import insert_statement
 from recsys.data.store import Store
 
 router = APIRouter(prefix="/customers", tags=["customer data rights"])
@@ -127,7 +127,7 @@ def put_consent(
     with store.transaction() as conn:
         before = conn.execute(select(c.c.consent_personalisation).where(c.c.customer_key == key)).scalar_one_or_none()
         if before is None:
-            ins = _insert(conn, c)
+            ins = insert_statement(conn, c)
             conn.execute(ins.values(customer_key=key, attributes={}, consent_personalisation=body.personalisation,
                                     consent_updated_at=now, created_at=now).on_conflict_do_nothing())
         conn.execute(update(c).where(c.c.customer_key == key).values(

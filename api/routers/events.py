@@ -15,7 +15,7 @@ from api import metrics
 from api.deps import PublicDep, SettingsDep, StateDep, StoreDep
 from api.errors import ApiProblem
 from recsys.data import schema
-from recsys.data.importer import _insert
+from recsys.data.importer import insert_statement
 from recsys.data.validate import Table, validate_events
 from recsys.errors import DataValidationError, Problem
 
@@ -128,16 +128,16 @@ def post_events(
     e = schema.events
     with store.transaction() as conn:
         if new_customers:
-            stmt = _insert(conn, schema.customers).on_conflict_do_nothing()
+            stmt = insert_statement(conn, schema.customers).on_conflict_do_nothing()
             conn.execute(
                 stmt,
                 [{"customer_key": k, "attributes": {}, "consent_personalisation": True, "created_at": moment}
                  for k in new_customers],
             )
         values = valid.select("event_id", "customer_key", "item_id", "event_type", "ts", "value").to_dicts()
-        stmt = _insert(conn, e).values(values).on_conflict_do_nothing().returning(e.c.id, e.c.customer_key,
-                                                                               e.c.item_id, e.c.event_type,
-                                                                               e.c.ts, e.c.value)
+        stmt = insert_statement(conn, e).values(values).on_conflict_do_nothing().returning(
+            e.c.id, e.c.customer_key, e.c.item_id, e.c.event_type, e.c.ts, e.c.value
+        )
         inserted = conn.execute(stmt).all()
     stored = pl.DataFrame(
         [tuple(r) for r in inserted],

@@ -70,7 +70,13 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def insert_statement(conn: Connection, table: Table) -> Any:
+    """An INSERT for ``table`` in the dialect of ``conn``, so callers can add
+    ``.on_conflict_do_nothing()`` / ``.on_conflict_do_update(...)`` (both SQLite and PostgreSQL
+    spell upserts this way; SQLAlchemy's generic ``insert`` has no conflict clause).
+
+    Raises NotImplementedError for any other database.
+    """
     dialect = conn.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -219,7 +225,7 @@ def _write_items(
             {**r, "attributes": json.loads(r["attributes"]), "created_at": now, "updated_at": now}
             for r in batch.to_dicts()
         ]
-        stmt = _insert(conn, t)
+        stmt = insert_statement(conn, t)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.item_id],
             set_={c: stmt.excluded[c] for c in ("title", "description", "category", "brand", "price", "active", "attributes", "updated_at")},
@@ -238,7 +244,7 @@ def _write_attribute_definitions(conn: Connection, frame: pl.DataFrame, sensitiv
     if not names:
         return
     t = schema.attribute_definitions
-    stmt = _insert(conn, t)
+    stmt = insert_statement(conn, t)
     # A name once declared sensitive stays sensitive: an import that forgets
     # --sensitive must not quietly turn an audit-only attribute into a feature.
     stmt = stmt.on_conflict_do_update(
@@ -268,7 +274,7 @@ def _write_customers(
             }
             for key, attrs in batch.iter_rows()
         ]
-        stmt = _insert(conn, t)
+        stmt = insert_statement(conn, t)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.customer_key], set_={"attributes": stmt.excluded.attributes}
         )
@@ -299,7 +305,7 @@ def _write_events(conn: Connection, frame: pl.DataFrame, progress: Progress | No
     elif conn.dialect.name == "sqlite":
         _insert_events_sqlite(conn, rows, progress)
     else:
-        _insert(conn, t)  # raises: unsupported dialect
+        insert_statement(conn, t)  # raises: unsupported dialect
     return {"events_inserted": rows.height, "events_skipped": skipped}
 
 
