@@ -25,6 +25,7 @@ from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.jobs import JobRunner
 from api.logs import configure_logging, get_logger
 from api.middleware import ServiceMiddleware, TokenBuckets
+from api.result_cache import ResultCache
 from api.settings import Settings, get_settings
 from api.state import ServingState
 
@@ -53,7 +54,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.ensure_home()
     store = Store.open(settings.resolved_database_url)
     state = ServingState(
-        store=store, home=settings.resolved_home, pseudonymiser=Pseudonymiser(settings.pseudonym_key_bytes())
+        store=store, home=settings.resolved_home, pseudonymiser=Pseudonymiser(settings.pseudonym_key_bytes()),
+        results=ResultCache(
+            max_entries=settings.result_cache_entries if settings.result_cache else 0,
+            ttl_seconds=settings.result_cache_ttl_seconds,
+        ),
     )
     state.refresh_consent()
     await asyncio.to_thread(state.load_active)

@@ -49,6 +49,14 @@ ADDITIVITY_FAILURES = Counter(
     "clearshelf_explanation_additivity_failures",
     "Explained items whose SHAP contributions did not add up to the ranker score.",
 )
+RESULT_CACHE_HITS = Counter(
+    "clearshelf_recommendation_cache_hits",
+    "GET /recommendations answers served from the worker's result cache.",
+)
+RESULT_CACHE_MISSES = Counter(
+    "clearshelf_recommendation_cache_misses",
+    "GET /recommendations answers computed because the result cache had none (counted only with the cache on).",
+)
 EVENTS_INGESTED = Counter("clearshelf_events_ingested", "Events accepted by POST /events (new, not duplicates).")
 MODEL_SWAPS = Counter("clearshelf_model_swaps", "Times a worker replaced its in-memory model.")
 MODEL_LOADED = Gauge(

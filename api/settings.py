@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # How often each worker checks for a new active model, a new thresholds
     # version, new events, erasures and consent changes made by other workers.
     sync_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Per-worker cache of finished GET /recommendations answers (api/result_cache.py):
+    # invalidated per customer by their events, consent changes and erasure, and
+    # entirely by a model swap or a new thresholds version. Bounded by entry count
+    # (least recently used go first) and by age.
+    result_cache: bool = True
+    result_cache_entries: int = Field(default=10_000, ge=1)
+    result_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     # Nightly fairness audit, "HH:MM" in UTC; empty disables it. Runs once per
     # day across all workers (a database lease).
     audit_time: str = "02:00"

@@ -10,6 +10,11 @@ Several workers share the store and ``home/models/ACTIVE``. Each worker runs
 newly activated model, a new thresholds version, events other workers stored
 (and applies them with ``Recommender.observe``), erasures other workers made
 (``Recommender.forget``) and consent changes.
+
+Every one of those changes also invalidates the worker's cache of finished
+answers (``results``, :mod:`api.result_cache`), after the model has changed:
+a customer's events, consent change or erasure drop that customer's entries,
+a model swap or a new thresholds version drop all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import delete, func, select
 
 from api import metrics
 from api.logs import get_logger, short_key
+from api.result_cache import ResultCache
 from fairness.thresholds import ThresholdRepository
 from recsys.bundle import ModelRegistry
 from recsys.data import schema
@@ -64,6 +70,14 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """What erasing a customer removed from this worker: live-model state and cached answers."""
+
+    live_model: dict[str, int]
+    cached_results: int
+
+
+@dataclass(frozen=True)
 class PolicySnapshot:
     """The thresholds version in force and the serving policy built from it."""
 
@@ -95,8 +109,11 @@ def _catalog(model: Recommender) -> dict[str, ItemInfo]:
 class ServingState:
     """Per-worker serving state. Thread-safe: requests run in a thread pool."""
 
-    def __init__(self, *, store: Store, home: Path, pseudonymiser: Pseudonymiser) -> None:
+    def __init__(
+        self, *, store: Store, home: Path, pseudonymiser: Pseudonymiser, results: ResultCache | None = None
+    ) -> None:
         self.store = store
+        self.results = results if results is not None else ResultCache(max_entries=0, ttl_seconds=1)
         self.home = Path(home)
         self.registry = ModelRegistry(self.home / "models")
         self.pseudonymise = pseudonymiser
@@ -145,6 +162,7 @@ class ServingState:
                 self._events_hwm = hwm
                 self._applied_locally.clear()
             self.current = loaded
+            self.results.clear()
             metrics.MODEL_SWAPS.inc()
             metrics.MODEL_LOADED.set(loaded.loaded_at)
             get_logger().info(
@@ -192,6 +210,7 @@ class ServingState:
         n = 0
         for (key,), part in rows.group_by("customer_key", maintain_order=True):
             loaded.model.observe(str(key), part.select("item_id", "event_type", "ts", "value"))
+            self.results.invalidate(str(key))
             n += part.height
         return n
 
@@ -204,11 +223,11 @@ class ServingState:
             return 0
         return self._observe_rows(loaded, rows.with_columns(pl.lit(customer_key).alias("customer_key")))
 
-    def forget_local(self, customer_key: str) -> dict[str, int]:
+    def forget_local(self, customer_key: str) -> Forgotten:
+        """Remove the customer from this worker's live model, then their cached answers."""
         loaded = self.current
-        if loaded is None:
-            return {}
-        return {k: int(v) for k, v in dict(loaded.model.forget(customer_key)).items()}
+        model = {} if loaded is None else {k: int(v) for k, v in dict(loaded.model.forget(customer_key)).items()}
+        return Forgotten(live_model=model, cached_results=self.results.invalidate(customer_key))
 
     def notify_forget(self, customer_key: str) -> None:
         """Tell the other workers to forget ``customer_key`` (a short-lived row in ``jobs``)."""
@@ -233,6 +252,7 @@ class ServingState:
             return self.policy
         policy = current.settings.policy.serving_policy()
         self.policy = PolicySnapshot(current.version, None if policy.is_identity else policy)
+        self.results.clear()
         get_logger().info("thresholds in force", extra={"thresholds_version": current.version})
         return self.policy
 
@@ -241,14 +261,20 @@ class ServingState:
     def refresh_consent(self) -> None:
         c = schema.customers
         with self.store.engine.connect() as conn:
-            keys = conn.execute(select(c.c.customer_key).where(c.c.consent_personalisation.is_(False))).scalars()
-            self.no_consent = frozenset(keys)
+            keys = frozenset(
+                conn.execute(select(c.c.customer_key).where(c.c.consent_personalisation.is_(False))).scalars()
+            )
+        changed = keys ^ self.no_consent
+        self.no_consent = keys
+        if changed:
+            self.results.invalidate_many(changed)
 
     def set_consent_local(self, customer_key: str, value: bool) -> None:
         if value:
             self.no_consent = self.no_consent - {customer_key}
         else:
             self.no_consent = self.no_consent | {customer_key}
+        self.results.invalidate(customer_key)
 
     # -- periodic sync ----------------------------------------------------------------
 

@@ -144,26 +144,30 @@ def put_consent(
 def erase_customer(
     request: Request, state: StateDep, store: StoreDep, principal: PrivacyDep, customer_id: CustomerId
 ) -> dict[str, Any]:
-    """Erase the customer: events, attributes, consent record, live-model state (in every
-    worker) and per-customer audit outcomes. Afterwards they are unknown (cold start).
-    Repeating the call is harmless (a receipt with zeros)."""
+    """Erase the customer: events, attributes, consent record, live-model state and cached
+    answers (in every worker) and per-customer audit outcomes. Afterwards they are unknown
+    (cold start). Repeating the call is harmless (a receipt with zeros).
+
+    The receipt counts what this worker removed (``live_model``, ``cached_results``); the
+    other workers remove theirs within the sync interval, from the notice this call leaves."""
     key = state.pseudonymise(customer_id)
     c, e = schema.customers, schema.events
     with store.transaction() as conn:
         n_events = conn.execute(delete(e).where(e.c.customer_key == key)).rowcount
         n_customers = conn.execute(delete(c).where(c.c.customer_key == key)).rowcount
     outcomes = _erase_outcomes(store, state, key)
-    model_removed = state.forget_local(key)
+    forgotten = state.forget_local(key)
     state.notify_forget(key)
     state.set_consent_local(key, True)
     removed = {
         "events": int(n_events),
         "customer_records": int(n_customers),
         "consent_records": int(n_customers),
-        "live_model": model_removed,
+        "live_model": forgotten.live_model,
+        "cached_results": forgotten.cached_results,
         "audit_outcomes": outcomes,
     }
-    found = bool(n_events or n_customers or sum(outcomes.values()) or sum(model_removed.values()))
+    found = bool(n_events or n_customers or sum(outcomes.values()) or sum(forgotten.live_model.values()))
     receipt_id = uuid.uuid4().hex
     now = _now()
     audit_log.record(store, principal=principal, action="customer.erase", target=f"receipt:{receipt_id}",

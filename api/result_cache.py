@@ -1,0 +1,153 @@
+"""A per-worker cache of finished ``GET /recommendations`` answers.
+
+An answer is cached under everything that changes it (:class:`AnswerKey`):
+the customer's pseudonym, ``k``, the filters, ``explain``, whether the
+customer is personalised, the model version and the thresholds version. The
+other things an answer depends on change through :class:`~api.state.ServingState`,
+which invalidates here as it applies them:
+
+- a customer's new events (this worker's ``POST /events`` or the sync loop),
+  a consent change and an erasure drop that customer's entries;
+- a model swap and a new thresholds version drop everything.
+
+So the cache never serves an answer the model would not give now; it saves
+the recomputation. A request that was computing while an invalidation
+happened does not store its answer (the *generation* check below): it may
+have read the state from before the change.
+
+Entries are bounded by count (least recently used go first) and by age
+(``ttl_seconds``, a safety net: nothing is known to need it). The request id
+is never cached; the route adds a fresh one to every answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class AnswerKey(NamedTuple):
+    customer: str  # the pseudonym
+    k: int
+    category: str | None
+    max_price: float | None
+    explain: bool
+    personalise: bool
+    model_version: str
+    thresholds_version: int | None
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A serialised answer without its request id (``body`` is the JSON object after
+    its opening brace), and the customer status it was served with (for the metrics)."""
+
+    status: str
+    body: bytes
+
+
+class ResultCache:
+    """LRU + TTL map of :class:`AnswerKey` to :class:`CachedAnswer`, with per-customer invalidation.
+
+    Thread-safe (requests run in a thread pool). ``max_entries=0`` disables it:
+    ``get`` always misses and ``put`` stores nothing.
+    """
+
+    def __init__(
+        self, *, max_entries: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be 0 (off) or more, got {max_entries}")
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._entries: OrderedDict[AnswerKey, tuple[float, CachedAnswer]] = OrderedDict()
+        self._by_customer: dict[str, set[AnswerKey]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries_of(self, customer: str) -> int:
+        """How many answers are kept for ``customer`` (a pseudonym)."""
+        return len(self._by_customer.get(customer, ()))
+
+    def generation(self) -> int:
+        """Take this before reading any state an answer depends on; pass it to :meth:`put`."""
+        return self._generation
+
+    def get(self, key: AnswerKey) -> CachedAnswer | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            expires, answer = hit
+            if self._clock() >= expires:
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return answer
+
+    def put(self, key: AnswerKey, answer: CachedAnswer, *, generation: int) -> bool:
+        """Store ``answer`` unless anything was invalidated since ``generation`` was taken."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if generation != self._generation:
+                return False
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            self._entries[key] = (self._clock() + self.ttl_seconds, answer)
+            self._by_customer.setdefault(key.customer, set()).add(key)
+            while len(self._entries) > self.max_entries:
+                self._drop(next(iter(self._entries)))
+            return True
+
+    def invalidate(self, customer: str) -> int:
+        """Drop every entry of ``customer`` (a pseudonym); how many there were."""
+        with self._lock:
+            self._generation += 1
+            keys = self._by_customer.pop(customer, ())
+            for key in keys:
+                del self._entries[key]
+            return len(keys)
+
+    def invalidate_many(self, customers: set[str] | frozenset[str]) -> int:
+        with self._lock:
+            self._generation += 1
+            n = 0
+            for customer in customers:
+                for key in self._by_customer.pop(customer, ()):
+                    del self._entries[key]
+                    n += 1
+            return n
+
+    def clear(self) -> int:
+        """Drop everything (a model swap, a new thresholds version); how many entries there were."""
+        with self._lock:
+            self._generation += 1
+            n = len(self._entries)
+            self._entries.clear()
+            self._by_customer.clear()
+            return n
+
+    def _drop(self, key: AnswerKey) -> None:
+        del self._entries[key]
+        keys = self._by_customer.get(key.customer)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_customer[key.customer]
