@@ -152,12 +152,7 @@ def main() -> None:
     else:
         config = replace(config, content=replace(config.content, cache_dir=str(args.cache_dir)))  # type: ignore[arg-type]
     if args.monotone:
-        from recsys.ranking.features import FEATURE_NAMES
-
-        up = {"als_score", "ease_score", "copurchase_score", "copurchase_max", "content_score"}
-        down = {"als_rank", "ease_rank", "copurchase_rank", "content_rank"}
-        mono = [1 if f in up else -1 if f in down else 0 for f in FEATURE_NAMES]
-        config = replace(config, ranker=replace(config.ranker, extra={"monotone_constraints": mono}))
+        config = replace(config, ranker=replace(config.ranker, monotone=True))
     fitted: list[ClearshelfModel] = []
 
     def make() -> ClearshelfModel:

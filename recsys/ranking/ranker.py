@@ -18,10 +18,27 @@ import numpy.typing as npt
 from recsys.errors import BundleError, NotFittedError, TrainingDataError
 from recsys.ranking.features import FEATURE_NAMES
 
+# Monotone in the retrievers: an item may only gain from a higher retriever score and
+# lose from a worse (larger) retriever rank. Then "remove X from the history, the
+# item's cited score falls" also makes the ranker's score fall (explanations'
+# counterfactual check), instead of a tree rewarding a lower score somewhere.
+MONOTONE_INCREASING = ("als_score", "ease_score", "copurchase_score", "copurchase_max", "content_score")
+MONOTONE_DECREASING = ("als_rank", "ease_rank", "copurchase_rank", "content_rank")
+
+
+def monotone_constraints(feature_names: tuple[str, ...]) -> list[int]:
+    """LightGBM ``monotone_constraints`` for ``feature_names``: +1, -1 or 0 per feature."""
+    return [1 if f in MONOTONE_INCREASING else -1 if f in MONOTONE_DECREASING else 0 for f in feature_names]
+
 
 @dataclass(frozen=True)
 class RankerConfig:
-    """LambdaRank hyper-parameters. Small by default: explaining costs ~100x a predict."""
+    """LambdaRank hyper-parameters. Small by default: explaining costs ~100x a predict.
+
+    ``monotone``: constrain the ranker to rise with the retriever scores and
+    fall with their ranks (:data:`MONOTONE_INCREASING`, :data:`MONOTONE_DECREASING`);
+    ``extra["monotone_constraints"]``, if given, wins.
+    """
 
     n_estimators: int = 80
     num_leaves: int = 15
@@ -32,6 +49,7 @@ class RankerConfig:
     lambdarank_truncation_level: int = 20
     seeds: tuple[int, ...] = (42,)
     num_threads: int = 0
+    monotone: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +80,7 @@ class LambdaRanker:
         if not np.any(labels > 0):
             raise TrainingDataError("no positive labels: the training window has no interactions to learn from")
         c = self.config
+        constraints = {"monotone_constraints": monotone_constraints(feature_names)} if c.monotone else {}
         self.boosters_: list[Any] = []
         for seed in c.seeds:
             params = {
@@ -80,6 +99,7 @@ class LambdaRanker:
                 "force_row_wise": True,
                 "num_threads": c.num_threads,
                 "verbosity": -1,
+                **constraints,
                 **c.extra,
             }
             data = lgb.Dataset(
