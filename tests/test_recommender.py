@@ -229,3 +229,86 @@ def test_tuned_sources_take_the_baselines_validation_choices() -> None:
     assert tuned.ranker == base.ranker and tuned.label_windows == base.label_windows
     assert tuned_sources(base, {}) == base
     assert tuned_sources(replace(base, ease=None), params).ease is None
+
+
+# -- batched counterfactual scoring ---------------------------------------------------
+
+
+class _HashingEncoder:
+    """A tiny deterministic text encoder (bag of hashed words): the content source without a model download."""
+
+    name = "test-hashing-recommender"
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import zlib
+
+        out = np.zeros((len(texts), 16), np.float32)
+        for r, t in enumerate(texts):
+            for w in t.lower().split():
+                out[r, zlib.crc32(w.encode()) % 16] += 1.0
+        return out
+
+
+def _without(row: object, item: int) -> object:
+    out = row.copy()  # type: ignore[attr-defined]
+    out.data[out.indices == item] = 0
+    out.eliminate_zeros()
+    return out
+
+
+def _assert_score_without_is_score_items(model: Recommender, inter: Interactions, filters: Filters) -> int:
+    counts = np.diff(inter.matrix.indptr)
+    compared = 0
+    for customer in inter.customers.ids[counts > 1][:12].tolist():
+        pool = np.asarray([it.index for it in model.recommend(customer, 40, filters=filters).items])
+        row = model.history_row(customer)
+        outside = int(np.setdiff1d(np.arange(len(inter.items)), row.indices)[0])
+        removed = [*row.indices[:: max(1, row.nnz // 5)].tolist(), outside]
+        batched = model.score_without(customer, pool, removed, filters=filters)
+        assert batched.shape == (len(removed), len(pool))
+        for t, x in enumerate(removed):
+            one = model.score_items(customer, pool, history=_without(row, x), filters=filters)
+            assert np.array_equal(batched[t], one), f"removing {x} for {customer}"
+            compared += 1
+    return compared
+
+
+def test_score_without_equals_score_items_one_history_at_a_time(model: Recommender, inter: Interactions) -> None:
+    compared = 0
+    for filters in (Filters(), Filters(allow_repeats=False), Filters(category=str(inter.catalog["category"][0]))):
+        compared += _assert_score_without_is_score_items(model, inter, filters)
+    assert compared > 30
+    customer = a_known_customer(inter)
+    assert model.score_without(customer, [0, 1], []).shape == (0, 2)
+    # an unknown customer scores with an empty history, as score_items does
+    assert np.array_equal(model.score_without("nobody", [0, 1, 2], [5])[0], model.score_items("nobody", [0, 1, 2]))
+
+
+def test_score_without_with_content_and_bm25_als(inter: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys.retrieval import content as content_module
+    from recsys.retrieval.content import ContentConfig
+
+    monkeypatch.setattr(content_module, "SentenceTransformerEncoder", _HashingEncoder)
+    config = replace(SMALL, content=ContentConfig(cache_dir=None), als=replace(SMALL.als, scaling="bm25"))
+    model = Recommender(config).fit(inter)
+    assert "content" in model.stage_.retrievers
+    assert _assert_score_without_is_score_items(model, inter, Filters(allow_repeats=False)) > 10
+
+
+def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
+    from recsys.ranking.ranker import LambdaRanker, monotone_constraints
+
+    rng = np.random.default_rng(0)
+    X = rng.random((400, len(FEATURE_NAMES))).astype(np.float32)
+    y = (X[:, FEATURE_NAMES.index("als_score")] > 0.7).astype(np.float32)
+    ranker = LambdaRanker(RankerConfig(n_estimators=5, min_child_samples=5, monotone=True)).fit(X, y, np.full(20, 20))
+    want = monotone_constraints(FEATURE_NAMES)
+    assert want[FEATURE_NAMES.index("als_score")] == 1 and want[FEATURE_NAMES.index("als_rank")] == -1
+    assert [int(v) for v in ranker.boosters_[0].params["monotone_constraints"]] == want
+    # raising a constrained score never lowers the prediction
+    lower, higher = X.copy(), X.copy()
+    higher[:, FEATURE_NAMES.index("als_score")] += 0.5
+    assert (ranker.predict(higher) >= ranker.predict(lower) - 1e-12).all()
