@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,22 @@ from explain.templates import Templates
 logger = logging.getLogger("explain")
 
 
+def _with_alternatives(found: list[Evidence]) -> list[Evidence]:
+    """Each history-citing candidate, then the same one naming its 2nd, 3rd, ... listed item.
+
+    With the counterfactual check on, a reason whose largest contributor
+    fails the check may still name the next one, if that one passes: every
+    listed item has a positive contribution, so the text stays true.
+    """
+    out = []
+    for ev in found:
+        out.append(ev)
+        if ev.cites_history:
+            for k in range(1, len(ev.items)):
+                out.append(replace(ev, items=(ev.items[k], *ev.items[:k], *ev.items[k + 1 :])))
+    return out
+
+
 @dataclass(frozen=True)
 class ExplainerConfig:
     """How explanations are made.
@@ -45,12 +61,17 @@ class ExplainerConfig:
       attribution counts as an additivity failure (logged and counted).
     - ``strict``: raise :class:`~explain.errors.UntruthfulReasonError` instead
       of skipping a candidate reason that breaks a rule (for tests and audits).
-    - ``counterfactual``: also run the counterfactual check
-      (:mod:`explain.faithfulness`) on every history-citing candidate at
-      explain time and show it only if it passes (else the next candidate).
-      Exact, and costly: about one ``recommend()`` per checked reason, plus
-      one. Off by default; the check then runs offline
-      (``clearshelf evaluate --explanations``).
+    - ``counterfactual``: run the counterfactual check
+      (:class:`explain.faithfulness.ListCheck`) on history-citing candidates
+      at explain time and show one only if it passes (else the next
+      candidate): the cited item X is removed from the history, the served
+      list is re-scored (``Recommender.score_without``, one batched pass for
+      all the list's removals) and the item's score must fall and its rank
+      in the list worsen. On by default; off, history-citing reasons are
+      shown unchecked and marked ``verified: false``.
+    - ``counterfactual_budget``: at most this many distinct history items are
+      removed (re-scored) per list; a history-citing candidate left unchecked
+      by the budget is not shown (the next candidate is tried).
     """
 
     templates: str | None = None
@@ -58,7 +79,8 @@ class ExplainerConfig:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     additivity_tolerance: float = ADDITIVITY_TOLERANCE
     strict: bool = False
-    counterfactual: bool = False
+    counterfactual: bool = True
+    counterfactual_budget: int = 8
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,8 @@ class Explainer:
         self.additivity_failures = 0
         self.rule_violations = 0
         self.counterfactual_rejections = 0
+        self.counterfactual_unchecked = 0
+        self.counterfactual_rescored = 0
         self.explained = 0
         self.max_additivity_error = 0.0
         self._lock = threading.Lock()
@@ -144,18 +168,35 @@ class Explainer:
             self._check_additivity(ranked, attributions)
         row = self.finder.context(model.history_row(ranked.customer), ranked.customer) if attributions else None
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
-        pool = None
+        check = None
         if self.config.counterfactual and attributions:
-            from explain.faithfulness import PoolCheck
+            from explain.faithfulness import ListCheck
 
-            pool = PoolCheck(model, ranked.customer, filters=filters, now=now)
+            check = ListCheck(model, ranked, filters=filters, now=now, budget=self.config.counterfactual_budget)
+        memo: dict[tuple[int, str], list[Evidence]] = {}
+        reported: set[int] = set()
+        scored_positions = [j for j in range(len(items)) if j in attributions]
+        if check is not None:
+            # first the plan: every history-citing candidate each item would try before its first
+            # other acceptable reason; then one batched re-scoring of the removals chosen from them
+            for j in scored_positions:
+                self._reason(ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported, plan=True)
+            check.run()
+        reasons = {
+            j: self._reason(ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported)
+            for j in scored_positions
+        }
         out = []
         for j, it in enumerate(items):
             attr = attributions.get(j)
-            reason = self._reason(ranked.customer, row, it, attr, history, now, pool) if attr else self._popular(it)
+            reason = reasons[j] if attr else self._popular(it)
             out.append(ItemExplanation(it.item_id, it.index, it.rank, reason, attr))
         with self._lock:
             self.explained += len(items)
+            if check is not None:
+                self.counterfactual_rejections += check.rejected
+                self.counterfactual_unchecked += check.unchecked
+                self.counterfactual_rescored += check.rescored
         return tuple(out)
 
     # -- internals --
@@ -190,33 +231,59 @@ class Explainer:
         attr: Attribution,
         history: Collection[int],
         now: float | None,
-        pool: Any = None,
+        check: Any = None,
+        memo: dict[tuple[int, str], list[Evidence]] | None = None,
+        position: int = 0,
+        reported: set[int] | None = None,
+        *,
+        plan: bool = False,
     ) -> Reason:
+        """The item's reason.
+
+        With a counterfactual ``check``: ``plan=True`` only tells the check
+        which history items this item's candidates would cite, in order
+        (the returned reason is not used); afterwards a history-citing
+        candidate is shown only if the check ran for it and passed.
+        ``memo`` keeps the evidence found per (position, group) and
+        ``reported`` the candidates whose rule violations were already
+        reported, so the second pass costs no new evidence and counts nothing twice.
+        """
+        memo = {} if memo is None else memo
+        reported = set() if reported is None else reported
+
         def candidates(group: str) -> list[Evidence]:
-            return self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
+            key = (position, group)
+            if key not in memo:
+                found = self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
+                memo[key] = _with_alternatives(found) if check is not None else found
+            return memo[key]
+
+        def on_violation(ev: Evidence, problems: list[str]) -> None:
+            if id(ev) not in reported:
+                reported.add(id(ev))
+                self._violation(ev, problems)
 
         accept = None
-        if pool is not None:
+        if check is not None:
 
             def accept(ev: Evidence) -> bool:
                 cited = ev.cited
                 if cited is None:
                     return True
-                result = pool.check(it.index, cited.item)
-                passed = result is not None and result.passed
-                if not passed:
-                    with self._lock:
-                        self.counterfactual_rejections += 1
-                return passed
+                if plan:
+                    check.want(position, cited.item)
+                    return False
+                return check.verdict(position, cited.item)
 
         ev, shap = choose(
             attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
-            on_violation=self._violation, accept=accept,
+            on_violation=on_violation, accept=accept,
         )
         if ev is None:
             text = self.templates.render(FALLBACK, {})
             return Reason(FALLBACK, text, (), False, None, None, False)
-        return self._render(ev, shap, verified=True)
+        # a history-citing reason is verified only by a counterfactual check that ran and passed
+        return self._render(ev, shap, verified=check is not None or not ev.cites_history)
 
     def _render(self, ev: Evidence, shap: float | None, *, verified: bool) -> Reason:
         values = dict(ev.values)
@@ -244,4 +311,6 @@ class Explainer:
                 "max_additivity_error": self.max_additivity_error,
                 "rule_violations": self.rule_violations,
                 "counterfactual_rejections": self.counterfactual_rejections,
+                "counterfactual_unchecked": self.counterfactual_unchecked,
+                "counterfactual_rescored": self.counterfactual_rescored,
             }

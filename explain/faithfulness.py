@@ -9,6 +9,11 @@ falls *and* its rank among those candidates gets worse. The baseline is the
 served list itself (``score_items`` without a history gives exactly the
 served scores), so nothing but X differs between the two rankings.
 
+:class:`PoolCheck` is that check, one removal at a time, against the whole
+pool (the offline audit). :class:`ListCheck` is the one the explainer runs
+while serving: against the served list only (passing it implies passing
+:class:`PoolCheck`), every removal of a list in one batched re-scoring.
+
 :func:`evaluate_explanations` runs this over a sample of customers and sums
 it up for ``clearshelf evaluate --explanations``.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -124,6 +129,90 @@ class PoolCheck:
         )
 
 
+class ListCheck:
+    """The counterfactual check at explain time: against the served list, in one batch, within a budget.
+
+    For a history item X cited by the reason of the item at ``position``:
+    the list's items are re-scored with X removed from the history
+    (``Recommender.score_without``), and the check passes when the item's
+    score falls and its rank among the list's items (by score, ties by
+    index) worsens. Without a serving policy the list is the top of the
+    pool :class:`PoolCheck` ranks, so passing here implies passing there:
+    the items above it are all in the list, and items from below the list
+    can only push it further down.
+
+    Use: :meth:`want` every (position, X) a candidate reason would cite, in
+    each item's order of preference; :meth:`run` once; then :meth:`verdict`.
+    One re-scoring answers for every item of the list, so :meth:`run`
+    picks the removals greedily: each wanted X is worth ``1 / (1 + its
+    place in that item's order)`` to every item that wants it (an item
+    that already has a chosen X counts a third as much), and the best X is
+    taken until ``budget`` removals are chosen. X's not re-scored answer
+    False (counted in ``unchecked``).
+    """
+
+    def __init__(self, model: Any, ranked: Any, *, filters: Any = None, now: float | None = None, budget: int = 8) -> None:
+        from recsys.recommender import Filters
+
+        self.model = model
+        self.customer = ranked.customer
+        self.filters = filters if filters is not None else Filters()
+        self.now = now
+        self.budget = budget
+        self.items = np.asarray([it.index for it in ranked.items], dtype=np.int64)
+        self.before = np.asarray([it.score for it in ranked.items], dtype=np.float64)
+        self.rank_before = _ranks(self.items, self.before)
+        self._passed: dict[int, npt.NDArray[np.bool_]] = {}
+        self._wants: dict[int, list[int]] = {}  # position -> wanted X's in preference order
+        self.rescored = 0
+        self.rejected = 0
+        self.unchecked = 0
+
+    def want(self, position: int, cited: int) -> None:
+        """Note that the item at ``position`` has a candidate reason citing history item ``cited``."""
+        order = self._wants.setdefault(int(position), [])
+        if int(cited) not in order:
+            order.append(int(cited))
+
+    def plan(self) -> list[int]:
+        """The removals :meth:`run` re-scores, best first (at most ``budget``)."""
+        chosen: list[int] = []
+        covered: set[int] = set()
+        left = {x for order in self._wants.values() for x in order}
+        while left and len(chosen) < self.budget:
+            worth: dict[int, float] = {}
+            for p, order in self._wants.items():
+                factor = 1 / 3 if p in covered else 1.0
+                for place, x in enumerate(order):
+                    if x in left:
+                        worth[x] = worth.get(x, 0.0) + factor / (1 + place)
+            best = max(sorted(worth), key=lambda x: worth[x])  # ties: the lower item index
+            chosen.append(best)
+            left.discard(best)
+            covered.update(p for p, order in self._wants.items() if best in order)
+        return chosen
+
+    def run(self) -> None:
+        """Re-score the list once, for every removal of :meth:`plan`."""
+        chosen = self.plan()
+        if not chosen:
+            return
+        after = self.model.score_without(self.customer, self.items, chosen, filters=self.filters, now=self.now)
+        for x, scores in zip(chosen, after, strict=True):
+            self._passed[x] = (scores < self.before) & (_ranks(self.items, scores) > self.rank_before)
+        self.rescored += len(chosen)
+
+    def verdict(self, position: int, cited: int) -> bool:
+        """Whether removing history item ``cited`` made the list's item at ``position`` fall (False if not re-scored)."""
+        passed = self._passed.get(int(cited))
+        if passed is None:
+            self.unchecked += 1
+            return False
+        ok = bool(passed[position])
+        self.rejected += not ok
+        return ok
+
+
 def check_list(
     model: Any,
     ranked: Any,
@@ -169,6 +258,7 @@ def summarise(
         t["rate"] = t["passed"] / t["checked"]
     counters = explainer.counters()
     reason_types = Counter(e.reason.type for e in explanations)
+    citing = sum(e.reason.cited is not None for e in explanations)
     attributed = [e.attributions for e in explanations if e.attributions is not None]
 
     def q(p: float) -> float | None:
@@ -185,6 +275,15 @@ def summarise(
         "explained_items": len(explanations),
         "attributed_items": len(attributed),
         "verified_share": sum(e.reason.verified for e in explanations) / len(explanations) if explanations else None,
+        # coverage: the share of explained items whose reason cites a history item
+        "history_citing_share": citing / len(explanations) if explanations else None,
+        "serving_check": {
+            "on": explainer.config.counterfactual,
+            "budget": explainer.config.counterfactual_budget,
+            "rescored_removals": counters["counterfactual_rescored"],
+            "rejected_candidates": counters["counterfactual_rejections"],
+            "unchecked_candidates": counters["counterfactual_unchecked"],
+        },
         "customers": customers,
         "reason_types": dict(sorted(reason_types.items())),
         "by_reason_type": dict(sorted(by_type.items())),
@@ -223,6 +322,8 @@ def evaluate_explanations(
     from recsys.recommender import Filters
 
     explainer = explainer or Explainer(model)
+    # the same lists explained without the serving-time check: what coverage the check costs
+    unchecked = Explainer(model, replace(explainer.config, counterfactual=False))
     chosen = list(customers)
     if max_customers is not None and len(chosen) > max_customers:
         rng = np.random.default_rng(seed)
@@ -230,14 +331,18 @@ def evaluate_explanations(
     filters = Filters(exclude_purchased=True, allow_repeats=not discovery)
     results: list[CounterfactualResult] = []
     explained: list[ItemExplanation] = []
+    citing_unchecked = 0
     for n, customer in enumerate(chosen):
         ranked = model.recommend(customer, k, filters=filters)
         ex = explainer.explain(ranked, filters=filters)
         explained.extend(ex)
+        citing_unchecked += sum(e.reason.cited is not None for e in unchecked.explain(ranked, filters=filters))
         results.extend(check_list(model, ranked, ex, filters=filters))
         if progress is not None and (n + 1) % 50 == 0:
             progress(f"explanations: {n + 1}/{len(chosen)} customers, {len(results)} reasons checked")
-    return summarise(results, explained, explainer, customers=len(chosen))
+    out = summarise(results, explained, explainer, customers=len(chosen))
+    out["history_citing_share_unchecked"] = citing_unchecked / len(explained) if explained else None
+    return out
 
 
 def evaluation_hook(

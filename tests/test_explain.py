@@ -152,9 +152,11 @@ def test_every_reason_passes_the_truthfulness_rules(model: Recommender, inter: I
     assert len(seen) >= 3
 
 
-def test_reason_group_is_the_strongest_positive_group_with_evidence(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
+def test_reason_group_is_the_strongest_positive_group_with_evidence(model: Recommender, inter: Interactions) -> None:
     from explain.reasons import rank_groups
 
+    # the choice among groups alone, without the counterfactual check (tested below)
+    explainer = Explainer(model, ExplainerConfig(strict=True, counterfactual=False))
     for customer in known_customers(inter, 15):
         ranked = model.recommend(customer, 10)
         for it, e in zip(ranked.items, explainer.explain(ranked), strict=True):
@@ -335,22 +337,61 @@ def test_counterfactual_known_answer_removing_the_only_link_removes_its_evidence
         assert r.passed == (r.score_after < r.score_before and r.rank_after > r.rank_before)
 
 
-def test_opt_in_counterfactual_shows_only_reasons_that_pass(model: Recommender, inter: Interactions) -> None:
-    checked = Explainer(model, ExplainerConfig(counterfactual=True, strict=True))
-    plain = Explainer(model)
+def test_history_reasons_shown_by_default_pass_the_full_pool_check(model: Recommender, inter: Interactions) -> None:
+    checked = Explainer(model, ExplainerConfig(strict=True))  # the serving-time check is on by default
+    plain = Explainer(model, ExplainerConfig(strict=True, counterfactual=False))
     filters = Filters(allow_repeats=False)
     shown = plain_failures = 0
     for customer in known_customers(inter, 12):
         ranked = model.recommend(customer, 10, filters=filters)
         out = checked.explain(ranked, filters=filters)
+        # the list check passed, so the offline check against the whole pool passes too
         results = check_list(model, ranked, out, filters=filters)
         assert all(r.passed for r in results)
+        assert all(e.reason.verified for e in out if e.reason.cited is not None)
         shown += len(results)
-        plain_failures += sum(not r.passed for r in check_list(model, ranked, plain.explain(ranked), filters=filters))
+        unchecked = plain.explain(ranked)
+        assert not any(e.reason.verified for e in unchecked if e.reason.cited is not None)
+        plain_failures += sum(not r.passed for r in check_list(model, ranked, unchecked, filters=filters))
     assert shown > 0
     # every reason the plain explainer shows and that fails was the checked one's first, rejected candidate
-    assert checked.counterfactual_rejections >= plain_failures
-    assert checked.counters()["counterfactual_rejections"] == checked.counterfactual_rejections
+    counters = checked.counters()
+    assert counters["counterfactual_rejections"] + counters["counterfactual_unchecked"] >= plain_failures
+    assert 0 < counters["counterfactual_rescored"] <= 12 * checked.config.counterfactual_budget
+
+
+def test_list_check_is_the_batched_score_without(model: Recommender, inter: Interactions) -> None:
+    from explain.faithfulness import ListCheck, _ranks
+
+    filters = Filters(allow_repeats=False)
+    customer = known_customers(inter)[4]
+    ranked = model.recommend(customer, 10, filters=filters)
+    items = np.asarray([it.index for it in ranked.items])
+    before = np.asarray([it.score for it in ranked.items])
+    history = model.history_row(customer).indices[:3].tolist()
+    check = ListCheck(model, ranked, filters=filters, budget=2)
+    for x in history:  # the item at position 0 would cite these, in this order; position 1 only the third
+        check.want(0, x)
+    check.want(1, history[2])
+    # the third is worth 1/3 to position 0 and 1 to position 1: re-scored first, then the first
+    assert check.plan() == [history[2], history[0]]
+    check.run()
+    assert check.rescored == 2
+    assert check.verdict(0, history[1]) is False and check.unchecked == 1  # over budget: never shown
+    for x in (history[0], history[2]):
+        without = model.history_row(customer)
+        without.data[without.indices == x] = 0
+        without.eliminate_zeros()
+        after = model.score_items(customer, items, history=without, filters=filters)
+        want = (after < before) & (_ranks(items, after) > _ranks(items, before))
+        assert [check.verdict(p, x) for p in range(len(items))] == want.tolist()
+
+
+def test_a_zero_budget_shows_no_history_reason(model: Recommender, inter: Interactions) -> None:
+    explainer = Explainer(model, ExplainerConfig(strict=True, counterfactual_budget=0))
+    out = [e for c in known_customers(inter, 8) for e in explainer.explain(model.recommend(c, 10))]
+    assert not any(e.reason.cited is not None for e in out)
+    assert explainer.counters()["counterfactual_unchecked"] > 0
 
 
 def test_rank_and_pass_logic_by_hand() -> None:
