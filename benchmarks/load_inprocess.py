@@ -5,8 +5,11 @@ serve` does), then for a seeded sample of Complete Journey households times,
 one request at a time: `Recommender.recommend` (k=10), recommend +
 `Explainer.explain`, and the whole route through the ASGI test client with
 `explain=false|true`; the baseline in the same run is `GET /healthz` through the
-same client. Also a cProfile of the recommends (cumulative seconds of the top
-functions). Writes JSON.
+same client. The route runs with the result cache on: the first request for
+each customer is a miss (computed), and `route_explain_true_cached` repeats
+the explained requests, all hits. Also a cProfile of the recommends and one of
+the explained route on misses (cumulative seconds of the top functions).
+Writes JSON.
 
     python benchmarks/load_inprocess.py --home /tmp/cj-home \
         --out benchmarks/results/load_inprocess_completejourney.json
@@ -83,6 +86,8 @@ def main() -> None:
             lambda c: client.get("/recommendations", params={"customer_id": c, "explain": "false"}), customers)
         out["route_explain_true"] = timed(
             lambda c: client.get("/recommendations", params={"customer_id": c}), customers)
+        out["route_explain_true_cached"] = timed(
+            lambda c: client.get("/recommendations", params={"customer_id": c}), customers)
         prof = cProfile.Profile()
         prof.enable()
         for k in keys[:100]:
@@ -94,14 +99,57 @@ def main() -> None:
                       reverse=True)[:25]
         out["profile_100_recommends"] = {"recommend_cumulative_s": round(total, 3),
                                          "top_cumulative_s": [[name, round(s, 4)] for s, name in rows]}
+        del rows
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(15)
+        print(buf.getvalue())
+        # what the explained route runs in the thread pool on a miss (recommend, explain,
+        # shaping and serialising the answer); the HTTP stack around it is not in this profile
+        from api.routers.recommendations import _answer
+        from recsys.recommender import Filters
+
+        loaded = state.current
+        prof = cProfile.Profile()
+        prof.enable()
+        for k in keys[:100]:
+            _answer(loaded, k, 10, Filters(), explain=True, personalise=True, policy=None, thresholds_version=None)
+        prof.disable()
+        out["profile_100_route_answers_explain_true"] = _top(prof, 40)
+        # what returning a dict through response_model cost per explained answer (FastAPI
+        # validates it into the model, dumps it in JSON mode, then json.dumps it), against
+        # json.dumps alone, which the route does now
+        from pydantic import TypeAdapter
+
+        from api.routers.recommendations import RecommendationsOut
+
+        adapter = TypeAdapter(RecommendationsOut)
+        payloads = [
+            json.loads(b'{"request_id":"x",' + _answer(loaded, k, 10, Filters(), explain=True, personalise=True,
+                                                      policy=None, thresholds_version=None).body)
+            for k in keys[:100]
+        ]
+        dumps = lambda d: json.dumps(d, ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # noqa: E731
+        out["serialise_explained_answer_via_response_model"] = timed(
+            lambda d: dumps(adapter.dump_python(adapter.validate_python(d), mode="json")), payloads)
+        out["serialise_explained_answer_json_dumps"] = timed(dumps, payloads)
+        out["explained_answer_bytes_mean"] = round(sum(len(dumps(d)) for d in payloads) / len(payloads))
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
         print(buf.getvalue())
     out["loadavg_at_end"] = os.getloadavg()
     print(json.dumps({k: v for k, v in out.items() if k != "profile_100_recommends"}, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"results written to {args.out}")
+
+
+def _top(prof: cProfile.Profile, n: int) -> dict[str, Any]:
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    name = lambda k: f"{Path(k[0]).name}:{k[1]}({k[2]})"  # noqa: E731
+    return {
+        "top_cumulative_s": [[name(k), round(v[3], 4)] for k, v in sorted(stats.items(), key=lambda kv: -kv[1][3])[:n]],
+        "top_own_s": [[name(k), round(v[2], 4)] for k, v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:n]],
+    }
 
 
 if __name__ == "__main__":
