@@ -11,9 +11,14 @@ which invalidates here as it applies them:
 - a model swap and a new thresholds version drop everything.
 
 So the cache never serves an answer the model would not give now; it saves
-the recomputation. A request that was computing while an invalidation
-happened does not store its answer (the *generation* check below): it may
-have read the state from before the change.
+the recomputation. A request that was computing while its customer's entries
+were invalidated (or everything was cleared) does not store its answer: it
+may have read the state from before the change. For that every invalidation
+advances a *generation*; a request takes the generation before it reads any
+state, and :meth:`ResultCache.put` refuses the answer if an invalidation of
+that customer, or a clear, happened since. The cache remembers the last
+``RECENT_INVALIDATIONS`` of them; an answer older than all of those is refused
+too. Invalidations of other customers do not cost the answer its place.
 
 Entries are bounded by count (least recently used go first) and by age
 (``ttl_seconds``, a safety net: nothing is known to need it). The request id
@@ -24,10 +29,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
+
+RECENT_INVALIDATIONS = 4096
+CLEARED = None  # in the log of recent invalidations: everything was dropped
 
 
 class AnswerKey(NamedTuple):
@@ -70,6 +78,8 @@ class ResultCache:
         self._entries: OrderedDict[AnswerKey, tuple[float, CachedAnswer]] = OrderedDict()
         self._by_customer: dict[str, set[AnswerKey]] = {}
         self._generation = 0
+        # (generation, customer or CLEARED), oldest first: what put checks a late answer against
+        self._recent: deque[tuple[int, str | None]] = deque(maxlen=RECENT_INVALIDATIONS)
         self._lock = threading.Lock()
 
     @property
@@ -102,11 +112,12 @@ class ResultCache:
             return answer
 
     def put(self, key: AnswerKey, answer: CachedAnswer, *, generation: int) -> bool:
-        """Store ``answer`` unless anything was invalidated since ``generation`` was taken."""
+        """Store ``answer`` unless ``key.customer``'s entries were invalidated, or all were
+        cleared, since ``generation`` was taken."""
         if not self.enabled:
             return False
         with self._lock:
-            if generation != self._generation:
+            if generation != self._generation and self._stale(key.customer, generation):
                 return False
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -116,10 +127,22 @@ class ResultCache:
                 self._drop(next(iter(self._entries)))
             return True
 
+    def _stale(self, customer: str, generation: int) -> bool:
+        recent = self._recent
+        if len(recent) == recent.maxlen and recent[0][0] > generation:
+            return True  # some invalidations since are forgotten: assume the worst
+        for g, c in reversed(recent):
+            if g <= generation:
+                return False
+            if c == customer or c is CLEARED:
+                return True
+        return False
+
     def invalidate(self, customer: str) -> int:
         """Drop every entry of ``customer`` (a pseudonym); how many there were."""
         with self._lock:
             self._generation += 1
+            self._recent.append((self._generation, customer))
             keys = self._by_customer.pop(customer, ())
             for key in keys:
                 del self._entries[key]
@@ -130,6 +153,7 @@ class ResultCache:
             self._generation += 1
             n = 0
             for customer in customers:
+                self._recent.append((self._generation, customer))
                 for key in self._by_customer.pop(customer, ()):
                     del self._entries[key]
                     n += 1
@@ -139,6 +163,7 @@ class ResultCache:
         """Drop everything (a model swap, a new thresholds version); how many entries there were."""
         with self._lock:
             self._generation += 1
+            self._recent.append((self._generation, CLEARED))
             n = len(self._entries)
             self._entries.clear()
             self._by_customer.clear()

@@ -242,17 +242,36 @@ def test_entries_expire_after_the_ttl() -> None:
     assert cache.get(_key("c")) is None and len(cache) == 0
 
 
-def test_an_answer_computed_across_an_invalidation_is_not_stored() -> None:
+def test_an_answer_computed_across_its_invalidation_is_not_stored() -> None:
     cache = ResultCache(max_entries=10, ttl_seconds=60)
     ticket = cache.generation()
-    cache.invalidate("someone-else")  # any invalidation meanwhile: the answer may predate it
+    cache.invalidate("someone-else")  # another customer's change: this answer still holds
+    assert cache.put(_key("c"), _value(1), generation=ticket) is True
+    ticket = cache.generation()
+    cache.invalidate("c")  # the answer may predate this customer's change
+    assert cache.put(_key("c"), _value(2), generation=ticket) is False and cache.get(_key("c")) is None
+    ticket = cache.generation()
+    cache.invalidate_many({"x", "c"})
+    assert cache.put(_key("c"), _value(3), generation=ticket) is False
+    ticket = cache.generation()
+    cache.clear()  # a model swap or new thresholds: every answer may predate it
+    assert cache.put(_key("c"), _value(4), generation=ticket) is False
+    assert cache.put(_key("c"), _value(5), generation=cache.generation()) is True
+
+
+def test_an_answer_older_than_the_remembered_invalidations_is_not_stored() -> None:
+    from api.result_cache import RECENT_INVALIDATIONS
+
+    cache = ResultCache(max_entries=10, ttl_seconds=60)
+    ticket = cache.generation()
+    for n in range(RECENT_INVALIDATIONS + 1):
+        cache.invalidate(f"other-{n}")
     assert cache.put(_key("c"), _value(1), generation=ticket) is False
-    assert cache.get(_key("c")) is None
-    assert cache.put(_key("c"), _value(1), generation=cache.generation()) is True
 
 
 OPS = st.lists(
-    st.tuples(st.sampled_from(["put", "get", "invalidate", "clear"]), st.sampled_from("abcde"), st.integers(1, 4)),
+    st.tuples(st.sampled_from(["put", "get", "invalidate", "clear", "late_put"]), st.sampled_from("abcde"),
+              st.integers(1, 4)),
     max_size=60,
 )
 
@@ -262,9 +281,23 @@ def test_the_cache_matches_a_plain_model_of_it(ops: list[tuple[str, str, int]], 
     """Bounded LRU with per-customer invalidation, checked against a list of (key, value)."""
     cache = ResultCache(max_entries=size, ttl_seconds=60)
     model: list[tuple[AnswerKey, CachedAnswer]] = []  # least recently used first
+    tickets: list[tuple[int, set[str], bool]] = []  # generation, customers invalidated since, cleared since
     for n, (op, customer, k) in enumerate(ops):
         key = _key(customer, k)
-        if op == "put":
+        if op in ("invalidate", "clear"):
+            for _, since, _cleared in tickets:
+                since.add(customer)
+            tickets = [(g, s, c or op == "clear") for g, s, c in tickets]
+        if op == "late_put":  # an answer whose computation began at an earlier point
+            if tickets:
+                generation, since, cleared = tickets[k % len(tickets)]
+                stored = cache.put(key, _value(n), generation=generation)
+                assert stored == (customer not in since and not cleared)
+                if stored:
+                    model = [(kk, v) for kk, v in model if kk != key] + [(key, _value(n))]
+                    model = model[-size:]
+            tickets.append((cache.generation(), set(), False))
+        elif op == "put":
             assert cache.put(key, _value(n), generation=cache.generation())
             model = [(kk, v) for kk, v in model if kk != key] + [(key, _value(n))]
             model = model[-size:]
