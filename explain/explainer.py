@@ -146,8 +146,9 @@ class Explainer:
 
         ``now`` (epoch s) is the time the list was made for (buy-again
         intervals); default: the newest event in the model's data.
-        ``filters`` are those the list was made with (used only by the
-        ``counterfactual`` option). Raises
+        ``filters`` must be those the list was made with (default
+        ``Filters()``): the counterfactual check re-scores the list under
+        them, and a category filter changes the features. Raises
         :class:`~explain.errors.ModelMismatchError` if another model ranked the list.
         """
         model = self.model
