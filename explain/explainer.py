@@ -145,13 +145,18 @@ class Explainer:
         """One :class:`ItemExplanation` per item of ``ranked`` (a RankedList), in order.
 
         ``now`` (epoch s) is the time the list was made for (buy-again
-        intervals); default: the newest event in the model's data.
-        ``filters`` must be those the list was made with (default
-        ``Filters()``): the counterfactual check re-scores the list under
-        them, and a category filter changes the features. Raises
+        intervals) and ``filters`` those it was made with; both default to
+        what ``ranked`` records (``RankedList.now`` / ``.filters``, set by
+        :meth:`~recsys.recommender.Recommender.recommend`), so callers need not
+        repeat them: the counterfactual check re-scores the list under them,
+        and a category filter changes the features. Raises
         :class:`~explain.errors.ModelMismatchError` if another model ranked the list.
         """
         model = self.model
+        if filters is None:
+            filters = getattr(ranked, "filters", None)
+        if now is None:
+            now = getattr(ranked, "now", None)
         if ranked.model_version != model.version_:
             raise ModelMismatchError(ERR_MODEL_MISMATCH.format(ranked=ranked.model_version, model=model.version_))
         names = tuple(ranked.feature_names)

@@ -223,10 +223,14 @@ def check_list(
 ) -> list[CounterfactualResult]:
     """Counterfactual results for every history-citing reason of one ranked list.
 
-    ``filters`` must be the ones ``ranked`` was made with (default
-    ``Filters()``). The pool is everything :meth:`recommend` would rank for
-    the customer under those filters.
+    ``filters`` and ``now`` default to those ``ranked`` was made with
+    (``RankedList.filters`` / ``.now``). The pool is everything
+    :meth:`recommend` would rank for the customer under those filters.
     """
+    if filters is None:
+        filters = getattr(ranked, "filters", None)
+    if now is None:
+        now = getattr(ranked, "now", None)
     pool = PoolCheck(model, ranked.customer, filters=filters, now=now)
     out = []
     for e in explanations:

@@ -153,6 +153,9 @@ class RankedList:
     items: tuple[RankedItem, ...]
     model_version: str
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    # what the list was made under: the explanations' counterfactual check re-scores under the same
+    filters: Filters = field(default_factory=Filters)
+    now: float | None = None
 
     @property
     def item_ids(self) -> list[str]:
@@ -1166,14 +1169,14 @@ class Recommender:
             raise ConfigError(f"k must be at least 1, got {k}")
         stage = self.stage_
         if not personalise:
-            return self._popular(customer, k, filters, "not_personalised")
+            return self._popular(customer, k, filters, "not_personalised", now)
         allow_repeats = filters.allow_repeats and self.config.mode == "repeats"
         h = self._history(customer)
         cs = None if h is None else stage.candidates(
             customer, allow_repeats=allow_repeats, category=filters.category, now=now, history=h
         )
         if cs is None or h is None:
-            return self._popular(customer, k, filters, "cold_start")
+            return self._popular(customer, k, filters, "cold_start", now)
         keep = self._filter_mask(cs.items, filters)
         if filters.exclude_purchased:
             history = h.items
@@ -1181,7 +1184,7 @@ class Recommender:
             keep &= ~np.isin(cs.items, history) | repeat_ok
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
-            return self._popular(customer, k, filters, "known")
+            return self._popular(customer, k, filters, "known", now)
         scores = self.ranker_.predict(cs.features[idx])
         key = scores
         if policy is not None and not policy.is_identity:
@@ -1199,7 +1202,7 @@ class Recommender:
             )
             for r, o in enumerate(order)
         )
-        return RankedList(customer, "known", ranked, self.version_)
+        return RankedList(customer, "known", ranked, self.version_, filters=filters, now=now)
 
     def _filter_mask(self, items: npt.NDArray[np.int32], filters: Filters) -> npt.NDArray[np.bool_]:
         keep = self._active_mask()[items].copy()
@@ -1225,7 +1228,9 @@ class Recommender:
             self._categories = np.asarray(self.stage_.interactions.catalog["category"].to_list(), dtype=object)
         return self._categories
 
-    def _popular(self, customer: str, k: int, filters: Filters, status: CustomerStatus) -> RankedList:
+    def _popular(
+        self, customer: str, k: int, filters: Filters, status: CustomerStatus, now: float | None = None
+    ) -> RankedList:
         pop = self.stage_.retrievers["popularity"]
         n = len(self.stage_.interactions.items)
         cands = pop.candidates(customer, n if (filters.max_price or filters.category) else k * 3, category=filters.category)
@@ -1243,7 +1248,7 @@ class Recommender:
             )
             for r, (i, s) in enumerate(zip(items, scores, strict=True))
         )
-        return RankedList(customer, status, ranked, self.version_)
+        return RankedList(customer, status, ranked, self.version_, filters=filters, now=now)
 
     # -- evaluation -------------------------------------------------------------------
 

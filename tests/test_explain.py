@@ -360,6 +360,25 @@ def test_history_reasons_shown_by_default_pass_the_full_pool_check(model: Recomm
     assert 0 < counters["counterfactual_rescored"] <= 12 * checked.config.counterfactual_budget
 
 
+def test_a_category_filtered_list_is_checked_under_its_own_filters(model: Recommender, inter: Interactions) -> None:
+    # the list records what it was made under, so a caller that passes only the list (as the API
+    # does) gets the check under the list's category, not an unfiltered one: the features differ
+    checked = Explainer(model, ExplainerConfig(strict=True))
+    categories = inter.catalog["category"].value_counts(sort=True)["category"].to_list()
+    seen = 0
+    for customer in known_customers(inter, 12):
+        for category in categories[:3]:
+            filters = Filters(category=category, allow_repeats=False)
+            ranked = model.recommend(customer, 10, filters=filters)
+            assert ranked.filters == filters
+            out = checked.explain(ranked)
+            assert [e.as_dict() for e in out] == [e.as_dict() for e in checked.explain(ranked, filters=filters)]
+            results = check_list(model, ranked, out)
+            assert all(r.passed for r in results), [r for r in results if not r.passed]
+            seen += len(results)
+    assert seen > 0
+
+
 def test_list_check_is_the_batched_score_without(model: Recommender, inter: Interactions) -> None:
     from explain.faithfulness import ListCheck, _ranks
 
