@@ -132,6 +132,19 @@ class Filters:
     allow_repeats: bool = True
 
 
+def proposal_ranks(
+    proposals: dict[str, npt.NDArray[np.int32]], items: npt.NDArray[np.int32], n_items: int
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Each source's 1-based rank of ``items`` in its proposal list (``MISSING_RANK`` if not proposed)."""
+    ranks: dict[str, npt.NDArray[np.float32]] = {}
+    rank_of = np.full(n_items, MISSING_RANK, np.float32)
+    for name, props in proposals.items():
+        rank_of[props] = np.arange(1, len(props) + 1, dtype=np.float32)
+        ranks[name] = rank_of[items].copy()
+        rank_of[props] = MISSING_RANK
+    return ranks
+
+
 @dataclass(frozen=True)
 class RankedItem:
     """One recommended item with what it was ranked on."""
@@ -380,12 +393,7 @@ class Stage:
                 return None
         n_items = len(inter.items)
         source_scores: dict[str, npt.NDArray[np.float32]] = {}
-        source_ranks: dict[str, npt.NDArray[np.float32]] = {}
-        rank_of = np.full(n_items, MISSING_RANK, np.float32)
-        for name, props in proposals.items():
-            rank_of[props] = np.arange(1, len(props) + 1, dtype=np.float32)
-            source_ranks[name] = rank_of[items].copy()
-            rank_of[props] = MISSING_RANK
+        source_ranks = proposal_ranks(proposals, items, n_items)
         for name, scores_of in score_of.items():
             source_scores[name] = scores_of(items)
         if content_scores is not None:
@@ -562,12 +570,7 @@ class Stage:
             if category is not None:
                 catpop = r["popularity"].candidates(customer, counts.popularity, category=category)
                 proposals["popularity"] = np.union1d(proposals["popularity"], catpop.items).astype(np.int32)
-            source_ranks: dict[str, npt.NDArray[np.float32]] = {}
-            rank_of = np.full(n_items, MISSING_RANK, np.float32)
-            for name, props in proposals.items():
-                rank_of[props] = np.arange(1, len(props) + 1, dtype=np.float32)
-                source_ranks[name] = rank_of[items].copy()
-                rank_of[props] = MISSING_RANK
+            source_ranks = proposal_ranks(proposals, items, n_items)
             if content_scores is not None:
                 source_scores["content"] = content_scores(items)
             ba_item_scores = np.zeros(n, np.float32)
