@@ -145,6 +145,15 @@ def proposal_ranks(
     return ranks
 
 
+def _buy_again_proposals(repeats: Any, due: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int32]:
+    """The buy-again source's proposals: the ``k`` most due repeat items with a positive score."""
+    if len(repeats) == 0:
+        return np.empty(0, np.int32)
+    order = np.lexsort((repeats.items, -due))[:k]
+    order = order[due[order] > 0]
+    return repeats.items[order].astype(np.int32)
+
+
 @dataclass(frozen=True)
 class RankedItem:
     """One recommended item with what it was ranked on."""
@@ -370,21 +379,11 @@ class Stage:
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
         ba_scores, ba_ratio_all = h.repeats.due(ba_now) if len(h.repeats) else (np.zeros(0), np.zeros(0))
-        if allow_repeats and len(h.repeats):
-            order = np.lexsort((h.repeats.items, -ba_scores))[: counts.buy_again]
-            order = order[ba_scores[order] > 0]
-            proposals["buy_again"] = h.repeats.items[order].astype(np.int32)
-        elif allow_repeats:
-            proposals["buy_again"] = np.empty(0, np.int32)
-        if category is None:
-            # the global order is the same for everyone: computed once, not per request
-            head = self.popular_order()[: counts.popularity + len(hist_items)]
-        else:
-            head = r["popularity"].candidates(customer, counts.popularity + len(hist_items), category=category).items
-        proposals["popularity"] = head[~np.isin(head, hist_items)][: counts.popularity]
-        if category is not None:
-            catpop = r["popularity"].candidates(customer, counts.popularity, category=category)
-            proposals["popularity"] = np.union1d(proposals["popularity"], catpop.items).astype(np.int32)
+        if allow_repeats:
+            proposals["buy_again"] = _buy_again_proposals(h.repeats, ba_scores, counts.buy_again)
+        proposals["popularity"] = self.popularity_proposals(
+            customer, len(hist_items), lambda head: np.isin(head, hist_items), category=category
+        )
 
         if items is None:
             merged = [p for p in proposals.values() if len(p)]
@@ -420,6 +419,28 @@ class Stage:
         names = tuple(proposals)
         proposed = np.stack([source_ranks[n] < MISSING_RANK for n in names], axis=1)
         return CandidateSet(items, names, proposed, features)
+
+    def popularity_proposals(
+        self,
+        customer: str,
+        n_history: int,
+        in_history: Callable[[npt.NDArray[np.int32]], npt.NDArray[np.bool_]],
+        *,
+        category: str | None = None,
+    ) -> npt.NDArray[np.int32]:
+        """The popularity source's proposals: the head of the (category's) order without the
+        history (``in_history`` masks it), plus the category's own head under a category filter."""
+        counts, pop = self.config.candidates, self.retrievers["popularity"]
+        if category is None:
+            # the global order is the same for everyone: computed once, not per request
+            head = self.popular_order()[: counts.popularity + n_history]
+        else:
+            head = pop.candidates(customer, counts.popularity + n_history, category=category).items
+        out = head[~in_history(head)][: counts.popularity]
+        if category is not None:
+            catpop = pop.candidates(customer, counts.popularity, category=category)
+            out = np.union1d(out, catpop.items).astype(np.int32)
+        return out
 
     def removal_features(
         self,
@@ -486,7 +507,6 @@ class Stage:
             scale = np.divide(old_content, old_w, out=np.ones(len(old)), where=old_w > 0)
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
-        popular = self.popular_order() if category is None else None
         repeat_in_row = in_history[base.repeats.items]  # the override keeps pairs of items still in the row
         for t, x in enumerate(removed):
             keep = keeps[t]
@@ -556,20 +576,11 @@ class Stage:
                     proposals["content"] = cand[~in_history[cand]]
             repeats = base.repeats.restrict(repeat_in_row & (base.repeats.items != x))
             ba_scores, ba_ratio_all = repeats.due(ba_now) if len(repeats) else (np.zeros(0), np.zeros(0))
-            if allow_repeats and len(repeats):
-                order = np.lexsort((repeats.items, -ba_scores))[: counts.buy_again]
-                order = order[ba_scores[order] > 0]
-                proposals["buy_again"] = repeats.items[order].astype(np.int32)
-            elif allow_repeats:
-                proposals["buy_again"] = np.empty(0, np.int32)
-            if popular is not None:
-                head = popular[: counts.popularity + nnz]
-            else:
-                head = r["popularity"].candidates(customer, counts.popularity + nnz, category=category).items
-            proposals["popularity"] = head[~in_history[head]][: counts.popularity]
-            if category is not None:
-                catpop = r["popularity"].candidates(customer, counts.popularity, category=category)
-                proposals["popularity"] = np.union1d(proposals["popularity"], catpop.items).astype(np.int32)
+            if allow_repeats:
+                proposals["buy_again"] = _buy_again_proposals(repeats, ba_scores, counts.buy_again)
+            proposals["popularity"] = self.popularity_proposals(
+                customer, nnz, lambda head: in_history[head], category=category
+            )
             source_ranks = proposal_ranks(proposals, items, n_items)
             if content_scores is not None:
                 source_scores["content"] = content_scores(items)
