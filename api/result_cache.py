@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -140,15 +140,10 @@ class ResultCache:
 
     def invalidate(self, customer: str) -> int:
         """Drop every entry of ``customer`` (a pseudonym); how many there were."""
-        with self._lock:
-            self._generation += 1
-            self._recent.append((self._generation, customer))
-            keys = self._by_customer.pop(customer, ())
-            for key in keys:
-                del self._entries[key]
-            return len(keys)
+        return self.invalidate_many((customer,))
 
-    def invalidate_many(self, customers: set[str] | frozenset[str]) -> int:
+    def invalidate_many(self, customers: Iterable[str]) -> int:
+        """Drop every entry of each of ``customers``, as one invalidation; how many there were."""
         with self._lock:
             self._generation += 1
             n = 0
