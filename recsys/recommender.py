@@ -340,6 +340,9 @@ class Stage:
             return None
         profile = h.profile()
         hist_items = profile.items
+        n_hist = len(hist_items)
+        in_history = np.zeros(len(inter.items), bool)  # a mask: cheaper than np.isin against the history
+        in_history[hist_items] = True
         # each source: its proposals, and its scores of any items (read after merging)
         score_of: dict[str, Callable[[npt.NDArray[np.int32]], npt.NDArray[np.float32]]] = {}
         proposals: dict[str, npt.NDArray[np.int32]] = {}
@@ -349,7 +352,7 @@ class Stage:
             if h.als_factor is not None:
                 f = h.als_factor
                 active, active_factors = self.als_index()
-                proposals["als"] = _top(active_factors @ f, counts.als, exclude=hist_items, ids=active)
+                proposals["als"] = _top(active_factors @ f, counts.als, n_hist, in_history, ids=active)
                 score_of["als"] = lambda idx, f=f: _rowdot(factors[idx], f)
             else:
                 proposals["als"] = np.empty(0, np.int32)
@@ -357,12 +360,12 @@ class Stage:
         if "ease" in r:
             ease = r["ease"]
             modelled = _ease_modelled_scores(ease, h.row)
-            proposals["ease"] = _top(modelled, counts.ease, exclude=hist_items, ids=ease.item_index_)
+            proposals["ease"] = _top(modelled, counts.ease, n_hist, in_history, ids=ease.item_index_)
             score_of["ease"] = lambda idx, e=modelled: _ease_scores_of(ease, e, idx)
         links = _copurchase_links(r["copurchase"], h.row)
         cop_scores = np.bincount(links[0], weights=links[1], minlength=len(inter.items)).astype(np.float32)
         linked = np.flatnonzero(cop_scores).astype(np.int32)
-        proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, exclude=hist_items, ids=linked)
+        proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, n_hist, in_history, ids=linked)
         score_of["copurchase"] = lambda idx: cop_scores[idx]
         content_scores = None
         if "content" in r:
@@ -372,17 +375,17 @@ class Stage:
             if h.content_row.nnz == 0:
                 proposals["content"] = np.empty(0, np.int32)
             elif pool is None:
-                proposals["content"] = _top(content_scores(None), counts.content, exclude=hist_items)
+                proposals["content"] = _top(content_scores(None), counts.content, n_hist, in_history)
             else:
                 cand = self.pool_index().top(content_scores.profile, counts.content)
-                proposals["content"] = cand[~np.isin(cand, hist_items)]
+                proposals["content"] = cand[~in_history[cand]]
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
         ba_scores, ba_ratio_all = h.repeats.due(ba_now) if len(h.repeats) else (np.zeros(0), np.zeros(0))
         if allow_repeats:
             proposals["buy_again"] = _buy_again_proposals(h.repeats, ba_scores, counts.buy_again)
         proposals["popularity"] = self.popularity_proposals(
-            customer, len(hist_items), lambda head: np.isin(head, hist_items), category=category
+            customer, n_hist, lambda head: in_history[head], category=category
         )
 
         if items is None:
@@ -546,20 +549,20 @@ class Stage:
                                 base_fold = als.fold_in(base.row)
                             factor = (base.als_factor + (new - base_fold)).astype(np.float32)
                 if factor is not None:
-                    proposals["als"] = _top_masked(active_factors @ factor, counts.als, nnz, in_history, ids=active_ids)
+                    proposals["als"] = _top(active_factors @ factor, counts.als, nnz, in_history, ids=active_ids)
                     source_scores["als"] = _rowdot(als.item_factors_[items], factor)
                 else:
                     proposals["als"] = np.empty(0, np.int32)
                     source_scores["als"] = np.zeros(n, np.float32)
             if ease is not None:
                 modelled = modelled_all[t]
-                proposals["ease"] = _top_masked(modelled, counts.ease, nnz, in_history, ids=ease.item_index_)
+                proposals["ease"] = _top(modelled, counts.ease, nnz, in_history, ids=ease.item_index_)
                 source_scores["ease"] = _ease_scores_of(ease, modelled, items)
             kept_links = link_owner != x
             links = (link_cols[kept_links], link_vals[kept_links])
             cop_scores = np.bincount(links[0], weights=links[1], minlength=n_items).astype(np.float32)
             linked = np.flatnonzero(cop_scores).astype(np.int32)
-            proposals["copurchase"] = _top_masked(cop_scores[linked], counts.copurchase, nnz, in_history, ids=linked)
+            proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, nnz, in_history, ids=linked)
             source_scores["copurchase"] = cop_scores[items]
             content_scores = None
             if content is not None:
@@ -570,7 +573,7 @@ class Stage:
                 if nnz == 0:
                     proposals["content"] = np.empty(0, np.int32)
                 elif self.content_pool is None:
-                    proposals["content"] = _top_masked(content_scores(None), counts.content, nnz, in_history)
+                    proposals["content"] = _top(content_scores(None), counts.content, nnz, in_history)
                 else:
                     cand = self.pool_index().top(content_scores.profile, counts.content)
                     proposals["content"] = cand[~in_history[cand]]
@@ -606,12 +609,13 @@ class Stage:
                 in_history[x] = True
         return out
 
+
 def _row(data: npt.NDArray[np.float32], indices: npt.NDArray[np.int32], n_items: int) -> sp.csr_matrix:
     """A (1, n_items) CSR row from sorted ``indices`` and their ``data``."""
     return sp.csr_matrix((data, indices, np.array([0, len(indices)])), shape=(1, n_items))
 
 
-def _top_masked(
+def _top(
     scores: npt.NDArray[np.float32],
     n: int,
     n_excluded: int,
@@ -619,7 +623,13 @@ def _top_masked(
     *,
     ids: npt.NDArray[np.integer[Any]] | None = None,
 ) -> npt.NDArray[np.int32]:
-    """:func:`_top` with the exclusion given as a mask over items (``n_excluded`` of them set)."""
+    """Item indices of the ``n`` best positive scores, best first, excluded items left out.
+
+    ``excluded`` is a mask over all items with ``n_excluded`` entries set (the
+    top ``n`` once they are gone are among the top ``n + n_excluded``). ``ids``
+    maps positions of ``scores`` to item indices (ascending, so ties still go
+    to the lower item index); None: positions are item indices.
+    """
     from recsys.retrieval.base import top_k
 
     pos = top_k(scores, n + n_excluded)
@@ -627,30 +637,6 @@ def _top_masked(
     idx = pos if ids is None else ids[pos]
     if n_excluded:
         idx = idx[~excluded[idx]]
-    return idx[:n].astype(np.int32)
-
-
-def _top(
-    scores: npt.NDArray[np.float32],
-    n: int,
-    *,
-    exclude: npt.NDArray[np.int32] | None,
-    ids: npt.NDArray[np.integer[Any]] | None = None,
-) -> npt.NDArray[np.int32]:
-    """Item indices of the ``n`` best positive scores, best first, ``exclude`` left out.
-
-    ``ids`` maps positions of ``scores`` to item indices (ascending, so ties
-    still go to the lower item index); None: positions are item indices.
-    """
-    from recsys.retrieval.base import top_k
-
-    # the top n once excluded items are gone are among the top n + len(exclude)
-    extra = len(exclude) if exclude is not None else 0
-    pos = top_k(scores, n + extra)
-    pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
-    idx = pos if ids is None else ids[pos]
-    if extra:
-        idx = idx[~np.isin(idx, exclude)]
     return idx[:n].astype(np.int32)
 
 
@@ -818,15 +804,35 @@ def _copurchase_links_by_owner(
 def _copurchase_max(
     links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]], items: npt.NDArray[np.int32], n_items: int
 ) -> npt.NDArray[np.float32]:
-    """Largest single history item's contribution to each item's co-purchase score."""
+    """Largest single history item's contribution to each item's co-purchase score.
+
+    A group-wise maximum by one sort of 64-bit keys (the item's position
+    above the similarity's order-preserving bits), about twice as fast as
+    ``np.maximum.at`` on the tens of thousands of links a grocery history has.
+    """
     cols, vals = links
-    out = np.zeros(n_items, np.float32)
-    if len(cols):
-        wanted = np.zeros(n_items, bool)
-        wanted[items] = True
-        keep = wanted[cols]
-        np.maximum.at(out, cols[keep], vals[keep])
-    return out[items]
+    out = np.zeros(len(items), np.float32)
+    if not len(cols) or not len(items):
+        return out
+    slot = np.full(n_items, -1, np.int64)
+    slot[items] = np.arange(len(items))
+    at = slot[cols]
+    keep = at >= 0
+    if not keep.any():
+        return out
+    bits = np.ascontiguousarray(vals[keep], np.float32).view(np.uint32).astype(np.uint64)
+    # IEEE-754 to an unsigned order: negatives have every bit flipped, positives the sign bit
+    negative = (bits >> np.uint64(31)) == 1
+    bits = np.where(negative, bits ^ np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
+    key = (at[keep].astype(np.uint64) << np.uint64(32)) | bits
+    key.sort()
+    group = (key >> np.uint64(32)).astype(np.int64)
+    last = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
+    top = key[last] & np.uint64(0xFFFFFFFF)
+    top = np.where(top >> np.uint64(31) == 1, top ^ np.uint64(0x80000000), top ^ np.uint64(0xFFFFFFFF))
+    # floored at 0 like a maximum over zeros: an item without a positive link gets 0
+    out[group[last]] = np.maximum(top.astype(np.uint32).view(np.float32), 0)
+    return out
 
 
 class Recommender:

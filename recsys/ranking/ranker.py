@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import re
+
 import numpy as np
 import numpy.typing as npt
 
@@ -113,24 +115,36 @@ class LambdaRanker:
         if not hasattr(self, "boosters_"):
             raise NotFittedError("LambdaRanker")
 
-    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """Scores, shape (rows,)."""
+    @property
+    def booster_(self) -> Any:
+        """The one LightGBM booster that scores and explains: the seeds' trees in one model.
+
+        With several seeds, every seed's trees with their leaf values divided
+        by the number of seeds (:func:`merge_boosters`), so one ``predict``
+        (and one TreeSHAP pass) gives the seeds' average instead of one call
+        per seed. Built on first use (and after loading), kept for the ranker's life.
+        """
         self._check()
-        out = np.zeros(features.shape[0], dtype=np.float64)
-        for b in self.boosters_:
-            out += b.predict(features, num_threads=1)
-        return out / len(self.boosters_)
+        merged = self.__dict__.get("_merged")
+        if merged is None:
+            merged = self.__dict__["_merged"] = merge_boosters(self.boosters_)
+        return merged
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Scores, shape (rows,): the seeds' average."""
+        return np.asarray(self.booster_.predict(features, num_threads=1), dtype=np.float64)
 
     def contributions(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """TreeSHAP contributions, shape (rows, features + 1); the last column is the base value.
 
-        Row sums equal :meth:`predict` (additivity).
+        Row sums equal :meth:`predict` (additivity): both come from :attr:`booster_`.
         """
-        self._check()
-        out = np.zeros((features.shape[0], features.shape[1] + 1), dtype=np.float64)
-        for b in self.boosters_:
-            out += b.predict(features, pred_contrib=True, num_threads=1)
-        return out / len(self.boosters_)
+        return np.asarray(self.booster_.predict(features, pred_contrib=True, num_threads=1), dtype=np.float64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_merged", None)  # rebuilt from the boosters on first use
+        return state
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature, averaged over seeds."""
@@ -162,3 +176,38 @@ class LambdaRanker:
                 f"{tuple(feature_names)}: retrain with `clearshelf train`"
             )
         return obj
+
+
+_TREE_VALUES = re.compile(r"^(leaf_value|internal_value)=(.*)$", re.MULTILINE)
+
+
+def merge_boosters(boosters: list[Any]) -> Any:
+    """One LightGBM booster whose raw score is the average of ``boosters``' raw scores.
+
+    Every booster's trees, in order, with ``leaf_value`` and ``internal_value``
+    divided by ``len(boosters)`` (written with 17 significant digits, so the
+    text round trip is exact). A model's raw score is the sum of its trees'
+    leaf values and TreeSHAP is linear in them, so the merged model's score
+    and contributions are the seeds' averages up to float64 rounding, from
+    one call. One booster is returned as it is.
+    """
+    import lightgbm as lgb
+
+    if len(boosters) == 1:
+        return boosters[0]
+    n = len(boosters)
+    texts = [b.model_to_string(num_iteration=-1) for b in boosters]
+    header, _, _ = texts[0].partition("\nTree=0\n")
+    header = "\n".join(line for line in header.splitlines() if not line.startswith("tree_sizes="))
+    trees: list[str] = []
+    for text in texts:
+        _, _, body = text.partition("\nTree=0\n")
+        body, _, _ = ("Tree=0\n" + body).partition("end of trees")
+        for block in re.split(r"^Tree=\d+\n", body, flags=re.MULTILINE)[1:]:
+            scaled = _TREE_VALUES.sub(
+                lambda m: m.group(1) + "=" + " ".join(repr(float(v) / n) for v in m.group(2).split()), block
+            )
+            trees.append(f"Tree={len(trees)}\n{scaled.strip()}\n")
+    tail = texts[0].partition("end of trees")[2]
+    merged = header.rstrip("\n") + "\n\n" + "\n\n".join(trees) + "\n\nend of trees" + tail
+    return lgb.Booster(model_str=merged)
