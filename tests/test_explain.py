@@ -113,7 +113,7 @@ def test_shap_tree_explainer_agrees_with_the_serving_path(model: Recommender, in
     rows = np.concatenate([
         np.stack([it.features for it in model.recommend(c, 10).items]) for c in known_customers(inter, 10)
     ])
-    booster = model.ranker_.boosters_[0]
+    booster = model.ranker_.booster_  # the one the serving path calls (all seeds merged)
     explainer = shap.TreeExplainer(booster)
     values = explainer.shap_values(rows)
     serving = model.ranker_.contributions(rows)
