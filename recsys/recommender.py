@@ -26,7 +26,6 @@ import numpy.typing as npt
 import polars as pl
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.sparse import _sparsetools
 from threadpoolctl import threadpool_limits
 
 from recsys.errors import ConfigError, NotFittedError, TrainingDataError
@@ -458,15 +457,27 @@ class Stage:
     ) -> npt.NDArray[np.float32]:
         """Features of ``items`` with each of ``removed`` taken out of ``base``, one at a time.
 
-        Shape (len(removed), len(items), features). Row ``t`` is bit for bit
-        what :meth:`candidates` gives for ``items`` with
-        ``override_history(self, base, base.row without removed[t])``: the
-        same arithmetic in the same order, entry by entry, but the work that
-        does not depend on the removed item is done once (the base ALS
-        fold-in and confidences, the co-purchase links, the EASE history
-        slots, the exclusion mask, the popularity head) and the EASE products
-        of all removals run as one sparse product. A removed item outside the
-        history leaves it unchanged (as the override with the same row does).
+        Shape (len(removed), len(items), features). Row ``t`` is what
+        :meth:`candidates` gives for ``items`` with
+        ``override_history(self, base, base.row without removed[t])``, but
+        the work that does not depend on the removed item is done once (the
+        base ALS fold-in and confidences, the co-purchase links, the EASE
+        history, the exclusion mask, the popularity head), and the two
+        catalogue-wide products are shared:
+
+        - EASE is linear in the history row, so each removal's scores are
+          the base scores minus the removed item's weight row (one row
+          instead of a product over the whole history);
+        - the ALS scans of every removal's folded-in factor are one matrix
+          product.
+
+        Both round differently from the from-scratch computation (float32,
+        ~1e-7 relative), so the EASE and ALS scores, and with near ties their
+        ranks, can differ in the last bits; everything else is the same
+        arithmetic in the same order. The ranker's score, piecewise constant
+        in the features, is then the same unless a feature sits within that
+        rounding of a split (tested). A removed item outside the history
+        leaves it unchanged (as the override with the same row does).
         """
         inter, c, r = self.interactions, self.config, self.retrievers
         counts = c.candidates
@@ -486,23 +497,14 @@ class Stage:
             if elementwise:
                 als_items, als_conf = als._confidences(base.row)
         link_owner, link_cols, link_vals = _copurchase_links_by_owner(r["copurchase"], base.row)
-        # EASE: every removal's modelled scores in one sparse product (row by row the same sums)
+        # EASE: the base scores once; a removal takes its item's weight row off them
         ease = r.get("ease")
         if ease is not None:
             ease_slots, ease_values = ease._history(base.row)
             ease_items = base.row.indices[ease.slot_[base.row.indices] >= 0]
             if len(ease_items) != len(ease_slots):  # the row had entries EASE drops: no shortcut
                 raise RuntimeError("EASE history slots do not align with the history row")
-            mine = [ease_items != int(x) for x in removed]
-            sizes = np.asarray([int(k.sum()) for k in mine], np.int64)
-            indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-            slots = np.concatenate([ease_slots[k] for k in mine]).astype(np.int32) if m else np.empty(0, np.int32)
-            values = np.concatenate([ease_values[k] for k in mine]).astype(np.float32) if m else np.empty(0, np.float32)
-            weights = np.ascontiguousarray(ease.weights_, dtype=np.float32)
-            modelled_all = np.zeros((m, ease.n_items_used_), np.float32)
-            _sparsetools.csr_matvecs(
-                m, ease.n_items_used_, ease.n_items_used_, indptr, slots, values, weights.ravel(), modelled_all.ravel()
-            )
+            ease_base = _ease_modelled_scores(ease, base.row)
         content = r.get("content")
         if content is not None and len(old):
             old_w = base.row.data.astype(np.float64)
@@ -511,6 +513,37 @@ class Stage:
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
         repeat_in_row = in_history[base.repeats.items]  # the override keeps pairs of items still in the row
+        # ALS: every removal's factor (as recsys.history._fold: the trained factors moved by
+        # the fold-in difference), then one product scans the catalogue for all of them
+        als_factors: list[npt.NDArray[np.float32] | None] = []
+        if als is not None:
+            for t, x in enumerate(removed):
+                keep = keeps[t]
+                x = int(x)
+                factor = None
+                if keep.any():
+                    if bool(keep.all()) and base.als_factor is not None:
+                        factor = base.als_factor
+                    else:
+                        if elementwise:
+                            k = als_items != x
+                            its, conf = als_items[k], als_conf[k]
+                        else:
+                            its, conf = als._confidences(_row(base.row.data[keep], old[keep], n_items))
+                        new = (
+                            sla.cho_solve(als._system(its, conf), als._target(its, conf)).astype(np.float32)
+                            if len(its) else np.zeros(als.item_factors_.shape[1], np.float32)
+                        )
+                        if base.als_factor is None:
+                            factor = new
+                        else:
+                            if base_fold is None:
+                                base_fold = als.fold_in(base.row)
+                            factor = (base.als_factor + (new - base_fold)).astype(np.float32)
+                als_factors.append(factor)
+            stacked = [f for f in als_factors if f is not None]
+            als_scans = active_factors @ np.stack(stacked, axis=1) if stacked else None
+        scan = 0
         for t, x in enumerate(removed):
             keep = keeps[t]
             x = int(x)
@@ -527,35 +560,21 @@ class Stage:
             proposals: dict[str, npt.NDArray[np.int32]] = {}
             source_scores: dict[str, npt.NDArray[np.float32]] = {}
             if als is not None:
-                # as recsys.history._fold: the trained factors moved by the fold-in difference
-                factor = None
-                if nnz:
-                    if not was_there and base.als_factor is not None:
-                        factor = base.als_factor
-                    else:
-                        if elementwise:
-                            k = als_items != x
-                            its, conf = als_items[k], als_conf[k]
-                        else:
-                            its, conf = als._confidences(_row(row_data, row_items, n_items))
-                        new = (
-                            sla.cho_solve(als._system(its, conf), als._target(its, conf)).astype(np.float32)
-                            if len(its) else np.zeros(als.item_factors_.shape[1], np.float32)
-                        )
-                        if base.als_factor is None:
-                            factor = new
-                        else:
-                            if base_fold is None:
-                                base_fold = als.fold_in(base.row)
-                            factor = (base.als_factor + (new - base_fold)).astype(np.float32)
+                factor = als_factors[t]
                 if factor is not None:
-                    proposals["als"] = _top(active_factors @ factor, counts.als, nnz, in_history, ids=active_ids)
+                    assert als_scans is not None
+                    proposals["als"] = _top(als_scans[:, scan], counts.als, nnz, in_history, ids=active_ids)
+                    scan += 1
                     source_scores["als"] = _rowdot(als.item_factors_[items], factor)
                 else:
                     proposals["als"] = np.empty(0, np.int32)
                     source_scores["als"] = np.zeros(n, np.float32)
             if ease is not None:
-                modelled = modelled_all[t]
+                at = np.flatnonzero(ease_items == x)
+                modelled = ease_base
+                if len(at):
+                    slot = int(ease_slots[at[0]])
+                    modelled = ease_base - np.float32(ease_values[at[0]]) * ease.weights_[slot]
                 proposals["ease"] = _top(modelled, counts.ease, nnz, in_history, ids=ease.item_index_)
                 source_scores["ease"] = _ease_scores_of(ease, modelled, items)
             kept_links = link_owner != x
@@ -1057,10 +1076,13 @@ class Recommender:
 
         Shape (len(removed), len(items)), float64. Row ``t`` equals
         ``score_items(customer, items, history=row)`` where ``row`` is
-        :meth:`history_row` with item ``removed[t]`` deleted, bit for bit
-        (tested), but all rows come from one pass: the work that does not
-        depend on the removed item is done once and the ranker runs once on
-        the stacked features. This is the batched counterfactual of the
+        :meth:`history_row` with item ``removed[t]`` deleted, but all rows
+        come from one pass: the work that does not depend on the removed item
+        is done once, the EASE and ALS catalogue scans are shared (see
+        :meth:`Stage.removal_features`: they round differently in the last
+        float32 bits, which moves a score only if a feature lies within that
+        rounding of one of the ranker's splits; the tests compare the scores
+        bit for bit) and the ranker runs once on the stacked features. This is the batched counterfactual of the
         explanations' faithfulness check. A ``removed`` item the customer
         never had leaves the history as it is. Unknown customers score with
         an empty history, as in :meth:`score_items`. Raises

@@ -8,11 +8,10 @@ score`` exact.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
-
-import re
 
 import numpy as np
 import numpy.typing as npt
