@@ -496,7 +496,7 @@ class Stage:
             elementwise = als.config.scaling != "bm25"
             if elementwise:
                 als_items, als_conf = als._confidences(base.row)
-        link_owner, link_cols, link_vals = _copurchase_links_by_owner(r["copurchase"], base.row)
+        cop = _CopurchaseRemovals(_copurchase_links_by_owner(r["copurchase"], base.row), items, n_items)
         # EASE: the base scores once; a removal takes its item's weight row off them
         ease = r.get("ease")
         if ease is not None:
@@ -506,10 +506,29 @@ class Stage:
                 raise RuntimeError("EASE history slots do not align with the history row")
             ease_base = _ease_modelled_scores(ease, base.row)
         content = r.get("content")
+        content_profiles: list[npt.NDArray[np.float32] | None] = [None] * m
+        content_tops: list[npt.NDArray[np.int32] | None] = [None] * m
         if content is not None and len(old):
             old_w = base.row.data.astype(np.float64)
             old_content = values_at(base.content_row, 0, old, 0.0)
             scale = np.divide(old_content, old_w, out=np.ones(len(old)), where=old_w > 0)
+            # the profile is linear in the row: the base sum once, a removal takes its item's vector off
+            content_w = (old_w * scale).astype(np.float32)
+            emb = content.embeddings_
+            base_sum = content_w @ emb[old]
+            for t, x in enumerate(removed):
+                if not keeps[t].any():
+                    continue
+                at = np.flatnonzero(~keeps[t])
+                total = base_sum - content_w[at[0]] * emb[int(x)] if len(at) else base_sum
+                norm = float(np.linalg.norm(total))
+                content_profiles[t] = (total / norm if norm > 0 else total).astype(np.float32)
+            if self.content_pool is not None:
+                wanted = [t for t, pr in enumerate(content_profiles) if pr is not None]
+                if wanted:
+                    found = self.pool_index().top_many(np.stack([content_profiles[t] for t in wanted]), counts.content)
+                    for t, cand in zip(wanted, found, strict=True):
+                        content_tops[t] = cand
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
         repeat_in_row = in_history[base.repeats.items]  # the override keeps pairs of items still in the row
@@ -577,24 +596,23 @@ class Stage:
                     modelled = ease_base - np.float32(ease_values[at[0]]) * ease.weights_[slot]
                 proposals["ease"] = _top(modelled, counts.ease, nnz, in_history, ids=ease.item_index_)
                 source_scores["ease"] = _ease_scores_of(ease, modelled, items)
-            kept_links = link_owner != x
-            links = (link_cols[kept_links], link_vals[kept_links])
-            cop_scores = np.bincount(links[0], weights=links[1], minlength=n_items).astype(np.float32)
-            linked = np.flatnonzero(cop_scores).astype(np.int32)
-            proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, nnz, in_history, ids=linked)
-            source_scores["copurchase"] = cop_scores[items]
+            linked, linked_scores, item_scores, item_max = cop.without(x)
+            proposals["copurchase"] = _top(linked_scores, counts.copurchase, nnz, in_history, ids=linked)
+            source_scores["copurchase"] = item_scores
             content_scores = None
             if content is not None:
-                content_w = (
-                    (row_data.astype(np.float64) * scale[keep]).astype(np.float32) if nnz else np.zeros(0, np.float32)
+                profile_t = content_profiles[t]
+                content_scores = _ProfileScores(
+                    content.embeddings_,
+                    profile_t if profile_t is not None else np.zeros(content.embeddings_.shape[1], np.float32),
                 )
-                content_scores = _content_profile_scores(content, _row(content_w, row_items, n_items))
                 if nnz == 0:
                     proposals["content"] = np.empty(0, np.int32)
                 elif self.content_pool is None:
                     proposals["content"] = _top(content_scores(None), counts.content, nnz, in_history)
                 else:
-                    cand = self.pool_index().top(content_scores.profile, counts.content)
+                    cand = content_tops[t]
+                    assert cand is not None
                     proposals["content"] = cand[~in_history[cand]]
             repeats = base.repeats.restrict(repeat_in_row & (base.repeats.items != x))
             ba_scores, ba_ratio_all = repeats.due(ba_now) if len(repeats) else (np.zeros(0), np.zeros(0))
@@ -620,7 +638,7 @@ class Stage:
                 items,
                 source_scores=source_scores,
                 source_ranks=source_ranks,
-                copurchase_max=_copurchase_max(links, items, n_items),
+                copurchase_max=item_max,
                 buy_again_ratio=ba_ratio,
                 now=now if now is not None else inter.now,
             )
@@ -729,10 +747,24 @@ class ContentPool:
         reduced space (the best ``4 n``), then scored exactly: cosine
         ranking within the shortlist is exact, the shortlist itself nearly so.
         """
+        screen = self.reduced @ (profile @ self.basis) if self.reduced is not None and self.basis is not None else None
+        return self._pick(profile, n, screen)
+
+    def top_many(self, profiles: npt.NDArray[np.float32], n: int) -> list[npt.NDArray[np.int32]]:
+        """:meth:`top` for each row of ``profiles``, the screening of all of them in one matrix product
+        (which may round the screen scores differently from one :meth:`top` in the last bits)."""
+        if self.reduced is None or self.basis is None:
+            return [self._pick(p, n, None) for p in profiles]
+        screens = (profiles @ self.basis) @ self.reduced.T  # one row per profile
+        return [self._pick(p, n, screens[j]) for j, p in enumerate(profiles)]
+
+    def _pick(
+        self, profile: npt.NDArray[np.float32], n: int, screen: npt.NDArray[np.float32] | None
+    ) -> npt.NDArray[np.int32]:
         from recsys.retrieval.base import top_k
 
-        if self.reduced is not None and self.basis is not None:
-            shortlist = top_k(self.reduced @ (profile @ self.basis), 4 * n)
+        if screen is not None:
+            shortlist = top_k(screen, 4 * n)
             exact = self.vectors[shortlist] @ profile
             best = top_k(exact, n)
             groups, group_scores = shortlist[best], exact[best]
@@ -818,6 +850,78 @@ def _copurchase_links_by_owner(
     sizes = stops - starts
     offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
     return np.repeat(hist.astype(np.int64), sizes), sim.indices[offsets], sim.data[offsets]
+
+
+class _CopurchaseRemovals:
+    """Co-purchase scores with one history item's links taken out, exactly as from scratch.
+
+    From scratch (:meth:`Stage.candidates`), an item's score is the float64
+    ``np.bincount`` of its links in link order, cast to float32. Taking out
+    the links of history item ``x`` changes only the items ``x`` links to.
+    When every partial sum is exact in float64 (the links are float32; it
+    holds when the bits from the largest column sum down to the smallest
+    link's last bit fit in float64's 53, checked once per history), the sum
+    without ``x`` is the base sum minus ``x``'s links, in any order: the
+    same bits. Otherwise those items' sums are recomputed from their
+    remaining links in link order. Either way bit for bit the from-scratch
+    sums (tested). Only items with a link are scored (the rest are 0).
+    """
+
+    def __init__(
+        self,
+        links: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]],
+        items: npt.NDArray[np.int32],
+        n_items: int,
+    ) -> None:
+        self.owner, self.cols, self.vals = links
+        base = np.bincount(self.cols, weights=self.vals, minlength=n_items)
+        self.linked = np.flatnonzero(np.bincount(self.cols, minlength=n_items)).astype(np.int32)
+        self.slot = np.full(n_items, -1, np.int64)
+        self.slot[self.linked] = np.arange(len(self.linked))
+        self.base_linked = base[self.linked]
+        self.mark = np.zeros(n_items, bool)
+        self.items = items
+        values = self.vals.astype(np.float64)
+        nonzero = values[values != 0]
+        self.exact = True
+        if len(nonzero):
+            lowest = int(np.frexp(nonzero)[1].min()) - 24  # a float32 has 24 significant bits
+            widest = float(np.bincount(self.cols, weights=np.abs(values), minlength=n_items).max())
+            self.exact = int(np.frexp(widest)[1]) - lowest <= 53
+        # the links into the asked-for items, for their largest single link
+        item_slot = np.full(n_items, -1, np.int64)
+        item_slot[items] = np.arange(len(items))
+        at = item_slot[self.cols]
+        into = at >= 0
+        self.into_at, self.into_owner, self.into_vals = at[into], self.owner[into], self.vals[into]
+
+    def without(
+        self, x: int
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """(proposable items, their scores, the asked-for items' scores, their largest single link), without ``x``."""
+        mine = self.owner == x
+        sums = self.base_linked
+        if mine.any():
+            affected = self.cols[mine]
+            pos = self.slot[affected]
+            sums = sums.copy()
+            if self.exact:
+                sums[pos] -= self.vals[mine]  # one link per (owner, item): no repeated positions
+            else:
+                self.mark[affected] = True
+                rest = self.mark[self.cols] & ~mine
+                self.mark[affected] = False
+                again = np.bincount(self.slot[self.cols[rest]], weights=self.vals[rest], minlength=len(self.linked))
+                sums[pos] = again[pos]
+        scores = sums.astype(np.float32)
+        positive = np.flatnonzero(scores > 0)
+        at = self.slot[self.items]
+        item_scores = np.zeros(len(self.items), np.float32)
+        item_scores[at >= 0] = scores[at[at >= 0]]
+        item_max = np.zeros(len(self.items), np.float32)
+        kept = self.into_owner != x
+        np.maximum.at(item_max, self.into_at[kept], self.into_vals[kept])
+        return self.linked[positive], scores[positive], item_scores, item_max
 
 
 def _copurchase_max(

@@ -312,3 +312,33 @@ def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
     lower, higher = X.copy(), X.copy()
     higher[:, FEATURE_NAMES.index("als_score")] += 0.5
     assert (ranker.predict(higher) >= ranker.predict(lower) - 1e-12).all()
+
+
+def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
+    from recsys.recommender import _CopurchaseRemovals, _copurchase_max
+
+    rng = np.random.default_rng(3)
+    n_items = 400
+    paths: set[bool] = set()
+    for trial in range(40):
+        owners = np.sort(rng.choice(n_items, size=int(rng.integers(1, 30)), replace=False))
+        parts = [np.sort(rng.choice(n_items, size=int(rng.integers(0, 60)), replace=False)) for _ in owners]
+        owner = np.repeat(owners.astype(np.int64), [len(p) for p in parts])
+        cols = np.concatenate(parts).astype(np.int32)
+        vals = rng.random(len(cols)).astype(np.float32) * 3
+        if trial % 4 == 0:
+            vals -= 1.0  # negative links too: sums can cancel to zero or below
+        if trial % 5 == 0:
+            vals[::3] *= np.float32(1e-9)  # too wide a range for exact float64 sums: the recount path
+        items = np.unique(rng.integers(0, n_items, 25)).astype(np.int32)
+        removals = _CopurchaseRemovals((owner, cols, vals), items, n_items)
+        paths.add(removals.exact)
+        for x in [*owners[:: max(1, len(owners) // 4)].tolist(), n_items + 5]:
+            kept = owner != x
+            scratch = np.bincount(cols[kept], weights=vals[kept], minlength=n_items).astype(np.float32)
+            linked, scores, item_scores, item_max = removals.without(int(x))
+            positive = np.flatnonzero(scratch > 0)
+            assert np.array_equal(linked, positive) and np.array_equal(scores, scratch[positive])
+            assert np.array_equal(item_scores, scratch[items])
+            assert np.array_equal(item_max, _copurchase_max((cols[kept], vals[kept]), items, n_items))
+    assert paths == {True, False}  # both the subtraction and the recount were compared
