@@ -535,6 +535,7 @@ class Stage:
         # ALS: every removal's factor (as recsys.history._fold: the trained factors moved by
         # the fold-in difference), then one product scans the catalogue for all of them
         als_factors: list[npt.NDArray[np.float32] | None] = []
+        downdate: _AlsDowndate | None = None
         if als is not None:
             for t, x in enumerate(removed):
                 keep = keeps[t]
@@ -544,15 +545,21 @@ class Stage:
                     if bool(keep.all()) and base.als_factor is not None:
                         factor = base.als_factor
                     else:
+                        new = None
                         if elementwise:
                             k = als_items != x
                             its, conf = als_items[k], als_conf[k]
+                            if len(its) and not k.all():
+                                if downdate is None:
+                                    downdate = _AlsDowndate(als, als_items, als_conf)
+                                new = downdate.without(int(np.flatnonzero(~k)[0]))
                         else:
                             its, conf = als._confidences(_row(base.row.data[keep], old[keep], n_items))
-                        new = (
-                            sla.cho_solve(als._system(its, conf), als._target(its, conf)).astype(np.float32)
-                            if len(its) else np.zeros(als.item_factors_.shape[1], np.float32)
-                        )
+                        if new is None:
+                            new = (
+                                sla.cho_solve(als._system(its, conf), als._target(its, conf)).astype(np.float32)
+                                if len(its) else np.zeros(als.item_factors_.shape[1], np.float32)
+                            )
                         if base.als_factor is None:
                             factor = new
                         else:
@@ -850,6 +857,40 @@ def _copurchase_links_by_owner(
     sizes = stops - starts
     offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
     return np.repeat(hist.astype(np.int64), sizes), sim.indices[offsets], sim.data[offsets]
+
+
+class _AlsDowndate:
+    """ALS fold-ins of a history with one entry taken out, by a rank-one downdate of the base solve.
+
+    The fold-in solves ``A f = b`` with ``A = YᵀY + reg I + Yᵀ(C - I)Y`` and
+    ``b = YᵀCp`` over the history (:meth:`AlsRetriever.fold_in`). Taking
+    entry ``j`` (factor ``y``, confidence ``c``) out gives ``A - (c - 1) y yᵀ``
+    and ``b - c y``, solved from the base Cholesky factor with the
+    Sherman-Morrison formula in O(factors²) instead of a new Gram matrix and
+    factorisation, O(history x factors²). Float64 throughout: the factors
+    agree with the from-scratch solve to float64 rounding, then are cast to
+    float32 like it. A near-singular downdate returns None (the caller solves
+    from scratch).
+    """
+
+    def __init__(self, als: Any, items: npt.NDArray[np.int32], confidence: npt.NDArray[np.float64]) -> None:
+        self.als = als
+        self.items = items
+        self.confidence = confidence
+        self.factor = als._system(items, confidence)
+        self.b = als._target(items, confidence)
+        self.x0 = sla.cho_solve(self.factor, self.b)
+
+    def without(self, j: int) -> npt.NDArray[np.float32] | None:
+        y = self.als.item_factors_[self.items[j]].astype(np.float64)
+        c = float(self.confidence[j])
+        z = sla.cho_solve(self.factor, y)
+        s = float(y @ z)
+        denominator = 1.0 - (c - 1.0) * s
+        if abs(denominator) < 1e-9:
+            return None
+        f = self.x0 - c * z + z * ((c - 1.0) * (float(z @ self.b) - c * s) / denominator)
+        return f.astype(np.float32) if np.isfinite(f).all() else None
 
 
 class _CopurchaseRemovals:
