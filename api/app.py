@@ -57,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store=store, home=settings.resolved_home, pseudonymiser=Pseudonymiser(settings.pseudonym_key_bytes()),
         results=ResultCache(
             max_entries=settings.result_cache_entries if settings.result_cache else 0,
+            max_bytes=settings.result_cache_max_bytes,
             ttl_seconds=settings.result_cache_ttl_seconds,
         ),
     )

@@ -57,6 +57,11 @@ RESULT_CACHE_MISSES = Counter(
     "clearshelf_recommendation_cache_misses",
     "GET /recommendations answers computed because the result cache had none (counted only with the cache on).",
 )
+RESULT_CACHE_BYTES = Gauge(
+    "clearshelf_recommendation_cache_bytes",
+    "Bytes of answers this worker's result cache keeps (bounded by CLEARSHELF_RESULT_CACHE_MAX_BYTES).",
+    multiprocess_mode="liveall",
+)
 EVENTS_INGESTED = Counter("clearshelf_events_ingested", "Events accepted by POST /events (new, not duplicates).")
 MODEL_SWAPS = Counter("clearshelf_model_swaps", "Times a worker replaced its in-memory model.")
 MODEL_LOADED = Gauge(

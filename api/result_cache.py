@@ -20,8 +20,10 @@ that customer, or a clear, happened since. The cache remembers the last
 ``RECENT_INVALIDATIONS`` of them; an answer older than all of those is refused
 too. Invalidations of other customers do not cost the answer its place.
 
-Entries are bounded by count (least recently used go first) and by age
-(``ttl_seconds``, a safety net: nothing is known to need it). The request id
+Entries are bounded by count and by the bytes of their answers (least
+recently used go first: an explained answer of 10 items is ~15 KB, so the
+byte bound is what caps a worker's memory), and by age (``ttl_seconds``, a
+safety net: nothing is known to need it). The request id
 is never cached; the route adds a fresh one to every answer.
 """
 
@@ -66,14 +68,23 @@ class ResultCache:
     """
 
     def __init__(
-        self, *, max_entries: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        max_entries: int,
+        ttl_seconds: float,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 0:
             raise ValueError(f"max_entries must be 0 (off) or more, got {max_entries}")
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive (or None: no byte bound), got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
+        self._bytes = 0  # sum of the kept answers' body lengths
         self._clock = clock
         self._entries: OrderedDict[AnswerKey, tuple[float, CachedAnswer]] = OrderedDict()
         self._by_customer: dict[str, set[AnswerKey]] = {}
@@ -88,6 +99,11 @@ class ResultCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """The kept answers' bodies, in bytes (what :attr:`max_bytes` bounds)."""
+        return self._bytes
 
     def entries_of(self, customer: str) -> int:
         """How many answers are kept for ``customer`` (a pseudonym)."""
@@ -116,14 +132,20 @@ class ResultCache:
         cleared, since ``generation`` was taken."""
         if not self.enabled:
             return False
+        size = len(answer.body)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return False  # would evict everything and still not fit
         with self._lock:
             if generation != self._generation and self._stale(key.customer, generation):
                 return False
             if key in self._entries:
-                self._entries.move_to_end(key)
+                self._drop(key)
             self._entries[key] = (self._clock() + self.ttl_seconds, answer)
+            self._bytes += size
             self._by_customer.setdefault(key.customer, set()).add(key)
-            while len(self._entries) > self.max_entries:
+            while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self._bytes > self.max_bytes
+            ):
                 self._drop(next(iter(self._entries)))
             return True
 
@@ -150,7 +172,7 @@ class ResultCache:
             for customer in customers:
                 self._recent.append((self._generation, customer))
                 for key in self._by_customer.pop(customer, ()):
-                    del self._entries[key]
+                    self._bytes -= len(self._entries.pop(key)[1].body)
                     n += 1
             return n
 
@@ -162,10 +184,11 @@ class ResultCache:
             n = len(self._entries)
             self._entries.clear()
             self._by_customer.clear()
+            self._bytes = 0
             return n
 
     def _drop(self, key: AnswerKey) -> None:
-        del self._entries[key]
+        self._bytes -= len(self._entries.pop(key)[1].body)
         keys = self._by_customer.get(key.customer)
         if keys is not None:
             keys.discard(key)

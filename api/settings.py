@@ -48,9 +48,11 @@ class Settings(BaseSettings):
     # Per-worker cache of finished GET /recommendations answers (api/result_cache.py):
     # invalidated per customer by their events, consent changes and erasure, and
     # entirely by a model swap or a new thresholds version. Bounded by entry count
-    # (least recently used go first) and by age.
+    # and by the bytes of the kept answers (least recently used go first; an
+    # explained 10-item answer is ~15 KB), and by age.
     result_cache: bool = True
     result_cache_entries: int = Field(default=10_000, ge=1)
+    result_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     result_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     # Nightly fairness audit, "HH:MM" in UTC; empty disables it. Runs once per
     # day across all workers (a database lease).

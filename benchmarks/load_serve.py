@@ -256,7 +256,7 @@ def parse_wrk(out: str) -> dict[str, Any]:
 
 
 def cache_counts(base: str) -> dict[str, float]:
-    """The result cache's hits and misses so far, summed over the workers."""
+    """The result cache's hits and misses so far, and the bytes it keeps now, summed over the workers."""
     import httpx
 
     text = httpx.get(base + "/metrics", timeout=30).text
@@ -264,13 +264,15 @@ def cache_counts(base: str) -> dict[str, float]:
     for name in ("hits", "misses"):
         m = re.search(rf"^clearshelf_recommendation_cache_{name}_total (\S+)$", text, re.M)
         out[name] = float(m.group(1)) if m else 0.0
+    out["bytes"] = sum(float(v) for v in re.findall(r"^clearshelf_recommendation_cache_bytes\{[^}]*\} (\S+)$", text, re.M))
     return out
 
 
 def cache_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
     total = hits + misses
-    return {"hits": int(hits), "misses": int(misses), "hit_rate": round(hits / total, 4) if total else None}
+    return {"hits": int(hits), "misses": int(misses), "hit_rate": round(hits / total, 4) if total else None,
+            "bytes_kept_after": int(after.get("bytes", 0))}
 
 
 class EventStream:

@@ -313,3 +313,21 @@ def test_the_cache_matches_a_plain_model_of_it(ops: list[tuple[str, str, int]], 
             assert cache.clear() == len(model)
             model = []
         assert len(cache) == len(model) <= size
+
+
+def test_the_byte_bound_evicts_the_least_recently_used() -> None:
+    cache = ResultCache(max_entries=100, ttl_seconds=60, max_bytes=12)
+    big = CachedAnswer("known", b"x" * 4)
+    for c in "abc":
+        assert cache.put(_key(c), big, generation=cache.generation())
+    assert cache.bytes == 12 and len(cache) == 3
+    assert cache.get(_key("a")) == big  # a is now the most recently used: b goes first
+    assert cache.put(_key("d"), big, generation=cache.generation())
+    assert cache.get(_key("b")) is None and len(cache) == 3 and cache.bytes == 12
+    assert cache.put(_key("a"), CachedAnswer("known", b"y"), generation=cache.generation())  # replaced, not added
+    assert cache.bytes == 9 and len(cache) == 3
+    assert cache.put(_key("e"), CachedAnswer("known", b"z" * 13), generation=cache.generation()) is False
+    assert cache.invalidate("a") == 1 and cache.bytes == 8
+    assert cache.clear() == 2 and cache.bytes == 0
+    with pytest.raises(ValueError, match="max_bytes"):
+        ResultCache(max_entries=1, ttl_seconds=1, max_bytes=0)

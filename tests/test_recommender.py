@@ -315,7 +315,7 @@ def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
 
 
 def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
-    from recsys.recommender import _CopurchaseRemovals, _copurchase_max
+    from recsys.recommender import _copurchase_max, _CopurchaseRemovals
 
     rng = np.random.default_rng(3)
     n_items = 400

@@ -84,6 +84,7 @@ async def recommendations(
         )
         if state.current is loaded:  # not swapped out meanwhile (the generation covers everything else)
             results.put(cache_key, answer, generation=generation)
+            metrics.RESULT_CACHE_BYTES.set(results.bytes)
     metrics.RECOMMENDATIONS.labels(answer.status).inc()
     return Response(b'{"request_id":' + json.dumps(request_id).encode() + b"," + answer.body,
                     media_type="application/json")
