@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from recsys.ranking.ranker import LambdaRanker, RankerConfig
@@ -30,6 +32,10 @@ def test_merged_booster_scores_and_explains_as_the_seeds_average(tmp_path) -> No
     files = ranker.save(tmp_path)
     loaded = LambdaRanker.load(tmp_path, files, ranker.config, ranker.feature_names_)
     assert np.array_equal(loaded.predict(rows), ranker.predict(rows))
+    # a pickled ranker (inside a model bundle) arrives merged, not on its first request
+    unpickled = pickle.loads(pickle.dumps(ranker))
+    assert "_merged" in unpickled.__dict__
+    assert np.array_equal(unpickled.predict(rows), ranker.predict(rows))
 
 
 def test_one_seed_is_served_by_its_own_booster() -> None:

@@ -108,6 +108,8 @@ class LambdaRanker:
             )
             self.boosters_.append(lgb.train(params, data, num_boost_round=c.n_estimators))
         self.feature_names_ = tuple(feature_names)
+        self.__dict__.pop("_merged", None)
+        self.booster_  # noqa: B018 -- merged now, not on the first request
         return self
 
     def _check(self) -> None:
@@ -121,7 +123,8 @@ class LambdaRanker:
         With several seeds, every seed's trees with their leaf values divided
         by the number of seeds (:func:`merge_boosters`), so one ``predict``
         (and one TreeSHAP pass) gives the seeds' average instead of one call
-        per seed. Built on first use (and after loading), kept for the ranker's life.
+        per seed. Built when the ranker is fitted, loaded or unpickled, kept
+        for the ranker's life.
         """
         self._check()
         merged = self.__dict__.get("_merged")
@@ -142,8 +145,13 @@ class LambdaRanker:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_merged", None)  # rebuilt from the boosters on first use
+        state.pop("_merged", None)  # rebuilt from the boosters when unpickled
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "boosters_" in state:
+            self.booster_  # noqa: B018 -- merged when the bundle loads, not on the first request
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature, averaged over seeds."""
@@ -174,6 +182,7 @@ class LambdaRanker:
                 f"ranker in {directory} was trained on features {loaded}, but this version uses "
                 f"{tuple(feature_names)}: retrain with `clearshelf train`"
             )
+        obj.booster_  # noqa: B018 -- merged at load (a model swap), not on the first request
         return obj
 
 
