@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # explained 10-item answer is ~35 KB on Complete Journey), and by age.
     result_cache: bool = True
     result_cache_entries: int = Field(default=10_000, ge=1)
-    result_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    result_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     result_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     # Nightly fairness audit, "HH:MM" in UTC; empty disables it. Runs once per
     # day across all workers (a database lease).
