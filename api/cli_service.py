@@ -142,6 +142,11 @@ def serve_command(
 
     metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=settings.ensure_home()))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # glibc gives each thread of a worker's request thread pool its own malloc arena
+    # (up to 8 per core), and a worker's memory then grows in arena-sized steps as
+    # cached answers churn; two arenas keep it flat (docs/performance.md, Soak).
+    # Read by glibc at process start, so it applies to the workers spawned below.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     try:
         uvicorn.run("api.app:create_app", factory=True, workers=workers, **common)
     finally:
