@@ -563,8 +563,10 @@ class Stage:
                         if base.als_factor is None:
                             factor = new
                         else:
-                            if base_fold is None:
-                                base_fold = als.fold_in(base.row)
+                            if base_fold is None:  # the downdate's base solve is the same arithmetic
+                                base_fold = (
+                                    downdate.x0.astype(np.float32) if downdate is not None else als.fold_in(base.row)
+                                )
                             factor = (base.als_factor + (new - base_fold)).astype(np.float32)
                 als_factors.append(factor)
             stacked = [f for f in als_factors if f is not None]
