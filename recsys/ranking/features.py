@@ -173,32 +173,80 @@ def build_features(
     (rank :data:`MISSING_RANK` where source ``s`` did not propose the item).
     """
     n = len(items)
-    out = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    return build_feature_stack(
+        table, profile, np.ones((1, len(profile.items)), bool), np.array([profile.n_events]), items,
+        source_scores={s: v.reshape(1, n) for s, v in source_scores.items()},
+        source_ranks={s: v.reshape(1, n) for s, v in source_ranks.items()},
+        copurchase_max=np.reshape(copurchase_max, (1, n)), buy_again_ratio=np.reshape(buy_again_ratio, (1, n)),
+        now=now,
+    )[0]
+
+
+def build_feature_stack(
+    table: ItemTable,
+    profile: CustomerProfile,
+    keeps: npt.NDArray[np.bool_],
+    n_events: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int32],
+    *,
+    source_scores: dict[str, npt.NDArray[np.float32]],
+    source_ranks: dict[str, npt.NDArray[np.float32]],
+    copurchase_max: npt.NDArray[np.float32],
+    buy_again_ratio: npt.NDArray[np.float32],
+    now: float | None,
+) -> npt.NDArray[np.float32]:
+    """:func:`build_features` for several histories that are parts of one, in one pass.
+
+    Row ``t`` of ``keeps`` (shape (m, len(profile.items))) selects the
+    history entries that history ``t`` keeps, ``n_events[t]`` is its event
+    count, and the per-source arrays have shape (m, len(items)). Returns
+    (m, len(items), len(FEATURES)): row ``t`` is, bit for bit, what
+    :func:`build_features` gives for the profile restricted to ``keeps[t]``
+    (the same sums in the same order: the category sums are one
+    ``np.bincount`` whose bins are per history, the totals and medians per
+    history). The explanations' counterfactual check scores a list with each
+    of several history items taken out this way.
+    """
+    m, n = keeps.shape[0], len(items)
+    out = np.zeros((m, n, len(FEATURES)), dtype=np.float32)
 
     def put(name: str, values: npt.ArrayLike) -> None:
-        out[:, FEATURE_INDEX[name]] = values
+        out[:, :, FEATURE_INDEX[name]] = values
 
     for s in ("als", "ease", "copurchase", "content"):
-        put(f"{s}_score", source_scores.get(s, np.zeros(n, np.float32)))
-        put(f"{s}_rank", source_ranks.get(s, np.full(n, MISSING_RANK, np.float32)))
+        put(f"{s}_score", source_scores.get(s, 0.0))
+        put(f"{s}_rank", source_ranks.get(s, MISSING_RANK))
     put("copurchase_max", copurchase_max)
-    put("buy_again_score", source_scores.get("buy_again", np.zeros(n, np.float32)))
+    put("buy_again_score", source_scores.get("buy_again", 0.0))
     put("buy_again_interval_ratio", buy_again_ratio)
 
     # history items are sorted (CSR row order), so membership is a binary search
     hist = profile.items
-    purchases = np.zeros(n, np.float32)
+    known = np.zeros((m, n), bool)
+    purchases = np.zeros((m, n), np.float32)
     if len(hist):
         pos = np.minimum(np.searchsorted(hist, items), len(hist) - 1)
-        known = hist[pos] == items
-        purchases[known] = profile.purchases[pos[known]]
-    else:
-        known = np.zeros(n, bool)
+        known = (hist[pos] == items)[None, :] & keeps[:, pos]
+        purchases = np.where(known, profile.purchases[pos][None, :], np.float32(0))
     put("purchases_of_item", purchases)
     put("in_history", known.astype(np.float32))
 
-    total = float(profile.weights.sum())
-    if total > 0:
+    rows, at = np.nonzero(keeps)  # row-major: each history's entries in history order
+    weights = profile.weights[at]
+    totals = np.array([float(profile.weights[k].sum()) for k in keeps])
+    some = totals > 0
+    every = bool(some.all())
+
+    def put_some(name: str, values: npt.NDArray[np.floating], where: npt.NDArray[np.bool_]) -> None:
+        if bool(where.all()):
+            out[:, :, FEATURE_INDEX[name]] = values
+        else:
+            out[where, :, FEATURE_INDEX[name]] = values[where]
+
+    put("days_since_category", 365.0)
+    put("price_ratio", 1.0)
+    if some.any():
+        safe = (totals if every else np.where(some, totals, 1.0))[:, None]
         for name, codes, size, present in (
             ("category_share", table.category, table.n_category, True),
             ("level2_share", table.level2, table.n_level2, table.has_level2),
@@ -206,26 +254,25 @@ def build_features(
             ("brand_share", table.brand, table.n_brand, True),
         ):
             if present:
-                shares = np.bincount(codes[profile.items], weights=profile.weights, minlength=size) / total
-                put(name, shares[codes[items]])
-        if now is not None and np.isfinite(profile.last_ts).any():
-            last_by_cat = np.full(table.n_category, -np.inf)
-            np.maximum.at(last_by_cat, table.category[profile.items], np.nan_to_num(profile.last_ts, nan=-np.inf))
-            last = last_by_cat[table.category[items]]
+                sums = np.bincount(rows * size + codes[hist[at]], weights=weights, minlength=m * size)
+                shares = sums.reshape(m, size) / safe
+                put_some(name, shares[:, codes[items]], some)
+        last_ts = profile.last_ts[at]
+        dated = np.bincount(rows, weights=np.isfinite(last_ts), minlength=m) > 0
+        if now is not None and (some & dated).any():
+            n_cat = table.n_category
+            last_by_cat = np.full(m * n_cat, -np.inf)
+            np.maximum.at(last_by_cat, rows * n_cat + table.category[hist[at]], np.nan_to_num(last_ts, nan=-np.inf))
+            last = last_by_cat.reshape(m, n_cat)[:, table.category[items]]
             days = np.where(np.isfinite(last), (now - last) / DAY, 365.0)
-            put("days_since_category", np.clip(days, 0, 365))
-        else:
-            put("days_since_category", 365.0)
-        hist_prices = table.price[profile.items]
-        hist_prices = hist_prices[np.isfinite(hist_prices) & (hist_prices > 0)]
-        if len(hist_prices):
-            ratio = table.price[items] / float(np.median(hist_prices))
-            put("price_ratio", np.where(np.isfinite(ratio), ratio, 1.0))
-        else:
-            put("price_ratio", 1.0)
-    else:
-        put("days_since_category", 365.0)
-        put("price_ratio", 1.0)
+            put_some("days_since_category", np.clip(days, 0, 365), some & dated)
+        item_prices = table.price[items]
+        for t in np.flatnonzero(some):
+            hist_prices = table.price[hist[keeps[t]]]
+            hist_prices = hist_prices[np.isfinite(hist_prices) & (hist_prices > 0)]
+            if len(hist_prices):
+                ratio = item_prices / np.float32(np.median(hist_prices))
+                out[t, :, FEATURE_INDEX["price_ratio"]] = np.where(np.isfinite(ratio), ratio, 1.0)
 
     put("popularity", table.popularity[items])
     put("recent_popularity", table.recent_popularity[items])
@@ -234,7 +281,7 @@ def build_features(
     if now is not None:
         age = (now - table.first_seen[items]) / DAY
         put("item_age_days", np.where(np.isfinite(age), np.maximum(age, 0.0), 0.0))
-    put("customer_activity", np.log1p(profile.n_events))
+    put("customer_activity", np.log1p(np.asarray(n_events))[:, None])
     put(
         "n_sources",
         sum((source_ranks[s] < MISSING_RANK).astype(np.float32) for s in source_ranks),
