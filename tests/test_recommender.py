@@ -333,12 +333,105 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
         items = np.unique(rng.integers(0, n_items, 25)).astype(np.int32)
         removals = _CopurchaseRemovals((owner, cols, vals), items, n_items)
         paths.add(removals.exact)
-        for x in [*owners[:: max(1, len(owners) // 4)].tolist(), n_items + 5]:
+        removed = np.array([*owners[:: max(1, len(owners) // 4)].tolist(), n_items + 5], np.int64)
+        rng.shuffle(removed)  # rows follow the removals' order, whatever it is
+        linked, scores, item_scores, item_max = removals.many(removed)
+        assert scores.shape == (len(removed), len(linked)) and item_max.shape == (len(removed), len(items))
+        for t, x in enumerate(removed.tolist()):
             kept = owner != x
             scratch = np.bincount(cols[kept], weights=vals[kept], minlength=n_items).astype(np.float32)
-            linked, scores, item_scores, item_max = removals.without(int(x))
-            positive = np.flatnonzero(scratch > 0)
-            assert np.array_equal(linked, positive) and np.array_equal(scores, scratch[positive])
-            assert np.array_equal(item_scores, scratch[items])
-            assert np.array_equal(item_max, _copurchase_max((cols[kept], vals[kept]), items, n_items))
+            assert np.array_equal(scores[t], scratch[linked]) and not scratch[np.setdiff1d(np.arange(n_items), linked)].any()
+            assert np.array_equal(item_scores[t], scratch[items])
+            assert np.array_equal(item_max[t], _copurchase_max((cols[kept], vals[kept]), items, n_items))
     assert paths == {True, False}  # both the subtraction and the recount were compared
+
+
+def test_listed_ranks_are_the_ranks_in_top_row_by_row() -> None:
+    from recsys.recommender import _listed_ranks, _ranks_in, _top
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        width = int(rng.integers(5, 300))
+        rows = int(rng.integers(1, 6))
+        # coarse values: many ties, some of them across the partition's cut; some zero or negative
+        scores = np.round(rng.normal(0.5, 1.0, (rows, width)), 1 if trial % 2 else 3).astype(np.float32)
+        ids = np.sort(rng.choice(width * 3, width, replace=False)) if trial % 3 == 0 else None
+        n_items = width * 3
+        history = rng.choice(n_items, int(rng.integers(0, 20)), replace=False)
+        excluded = np.zeros(n_items, bool)
+        excluded[history] = True
+        removed = rng.choice(np.r_[history, rng.integers(0, n_items, 3)], rows).astype(np.int64)
+        items = rng.choice(n_items, int(rng.integers(1, 30)), replace=False).astype(np.int32)
+        count = int(rng.integers(1, 40))
+        got = _listed_ranks(scores, count, items, excluded, removed, ids=ids)
+        for t in range(rows):
+            mask = excluded.copy()
+            mask[removed[t]] = False
+            want = _ranks_in(_top(scores[t], count, int(mask.sum()), mask, ids=ids), items)
+            assert np.array_equal(got[t], want), (trial, t)
+
+
+def test_removal_features_are_the_from_scratch_features(model: Recommender, inter: Interactions) -> None:
+    from recsys.ranking.features import FEATURE_INDEX
+
+    rounding = [FEATURE_INDEX[f] for f in ("als_score", "ease_score")]  # shared products: last-bit rounding
+    exact = [j for j in range(len(FEATURE_NAMES)) if j not in rounding]
+    counts = np.diff(inter.matrix.indptr)
+    compared = 0
+    for filters in (Filters(), Filters(allow_repeats=False)):
+        for customer in inter.customers.ids[counts > 1][:8].tolist():
+            pool = np.asarray([it.index for it in model.recommend(customer, 40, filters=filters).items], np.int32)
+            row = model.history_row(customer)
+            removed = [*row.indices[:: max(1, row.nnz // 4)].tolist(), int(np.setdiff1d(np.arange(len(inter.items)), row.indices)[0])]
+            stage = model.stage_
+            batched = stage.removal_features(
+                customer, model._history(customer), removed, pool,
+                allow_repeats=filters.allow_repeats and model.config.mode == "repeats",
+            )
+            for t, x in enumerate(removed):
+                one = model.item_features(customer, pool, history=_without(row, x), filters=filters)
+                assert np.array_equal(batched[t][:, exact], one[:, exact]), f"removing {x} for {customer}"
+                assert np.allclose(batched[t][:, rounding], one[:, rounding], rtol=1e-5, atol=1e-6)
+                compared += 1
+    assert compared > 20
+
+
+def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(model: Recommender) -> None:
+    import copy
+
+    from recsys.recommender import _top
+
+    rng = np.random.default_rng(11)
+    n_items, dim = 6000, 16
+    # popularity-like norms (a few long factors), duplicated rows (exact ties) and zero-score directions
+    factors = (rng.normal(size=(n_items, dim)) * rng.pareto(2.0, n_items)[:, None]).astype(np.float32)
+    factors[100:140] = factors[99]
+    ids = np.sort(rng.choice(n_items * 2, n_items, replace=False)).astype(np.int32)
+    stage = copy.copy(model.stage_)
+    stage.__dict__.pop("_als_norm_index", None)
+    stage._als_index = (ids, factors)
+    by_norm_ids, by_norm, norms = stage.als_norm_index()
+    scanned: list[int] = []
+
+    class Tracked(np.ndarray):
+        def __getitem__(self, key: object) -> object:
+            if isinstance(key, slice):
+                scanned.append(int(key.stop if key.stop is not None else len(self)))
+            return super().__getitem__(key)
+
+    stage._als_norm_index = (by_norm_ids, by_norm.view(Tracked), norms)
+    partial = 0
+    for trial in range(40):
+        f = rng.normal(size=dim).astype(np.float32)
+        if trial % 5 == 0:
+            f = factors[99] * np.float32(0.5)  # the tied rows at the top
+        excluded = np.zeros(n_items * 2, bool)
+        history = rng.choice(ids, int(rng.integers(0, 50)), replace=False)
+        excluded[history] = True
+        n = int(rng.integers(1, 120))
+        scanned.clear()
+        got = stage.als_top(f, n, len(history), excluded)
+        want = _top(factors @ f, n, len(history), excluded, ids=ids)
+        assert np.array_equal(got, want), trial
+        partial += max(scanned) < n_items
+    assert partial >= 10  # the bound stopped the scan early for many of them
