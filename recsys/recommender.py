@@ -320,19 +320,20 @@ class Stage:
         if total == 0 or n <= 0:
             return np.empty(0, np.int32)
         bound = float(np.linalg.norm(f.astype(np.float64)))
-        end = min(total, max(4 * want, total // 8))
-        scores = factors[:end] @ f
-        while end < total:
-            kth = np.partition(scores, len(scores) - want)[len(scores) - want] if len(scores) >= want else -np.inf
-            if float(kth) > bound * float(norms[end]) * (1 + 1e-3) + 1e-12:
+        scores = np.empty(total, np.float32)
+        end = min(total, max(4 * want, total // 4))
+        np.matmul(factors[:end], f, out=scores[:end])
+        while True:
+            live = scores[:end]
+            kth = np.partition(live, end - want)[end - want] if end >= want else -np.inf
+            if end == total or float(kth) > bound * float(norms[end]) * (1 + 1e-3) + 1e-12:
                 break
             grown = min(total, 2 * end)
-            scores = np.concatenate([scores, factors[end:grown] @ f])
+            np.matmul(factors[end:grown], f, out=scores[end:grown])
             end = grown
         found = ids[:end]
-        pos = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
-        kth = scores[pos].min()
-        pos = np.flatnonzero(scores >= kth)  # every item tied with the last: ties go by item index
+        pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
+        scores = live
         pos = pos[np.lexsort((found[pos], -scores[pos]))]
         pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
         idx = found[pos]
