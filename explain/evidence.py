@@ -211,15 +211,15 @@ class HistoryContext:
 
     def als(self, item: int) -> list[tuple[int, float]]:
         r = self.finder.stage.retrievers["als"]
-        if self._als is None:
+        if self._als is None:  # once per list: the fold-in system and the history's factors
             items, confidence = r._confidences(self.row)
             system = r._system(items, confidence) if len(items) else None
-            self._als = (items, confidence, system)
-        items, confidence, system = self._als
+            self._als = (items, confidence, system, r.item_factors_[items].astype(np.float64))
+        items, confidence, system, factors = self._als
         if system is None:
             return []
         weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64))
-        values = confidence * (r.item_factors_[items].astype(np.float64) @ weighted)
+        values = confidence * (factors @ weighted)
         return sorted_contributions(items, values)
 
 

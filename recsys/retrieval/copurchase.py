@@ -317,4 +317,5 @@ def sorted_contributions(
     """Nonzero ``(item, value)`` pairs, largest value first (ties: lower item)."""
     nz = np.flatnonzero(values)
     order = nz[np.lexsort((items[nz], -values[nz]))]
-    return [(int(items[k]), float(values[k])) for k in order]
+    # tolist() converts to Python ints and floats in C, not one NumPy scalar at a time
+    return list(zip(np.asarray(items)[order].astype(np.int64).tolist(), np.asarray(values)[order].astype(np.float64).tolist()))
