@@ -650,17 +650,19 @@ class Stage:
             listed = content.embeddings_[items]
             source_scores["content"] = np.zeros((m, n), np.float32)
             source_ranks["content"] = np.full((m, n), MISSING_RANK, np.float32)
-            for t, profile_t in enumerate(content_profiles):
-                if profile_t is None:
-                    continue
-                source_scores["content"][t] = _rowdot(listed, profile_t)
-                if self.content_pool is None:
-                    scan = (content.embeddings_ @ profile_t).astype(np.float32)[None, :]
-                    source_ranks["content"][t] = _listed_ranks(scan, counts.content, items, in_history, gone[t : t + 1])[0]
-                else:
+            profiled = [t for t, pr in enumerate(content_profiles) if pr is not None]
+            for t in profiled:
+                source_scores["content"][t] = _rowdot(listed, content_profiles[t])  # type: ignore[arg-type]
+                if self.content_pool is not None:
                     cand = content_tops[t]
                     assert cand is not None
                     source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
+            if self.content_pool is None and profiled:
+                # the whole catalogue is the pool: one product scans it for every removal
+                scans = np.stack([content_profiles[t] for t in profiled]) @ content.embeddings_.T  # type: ignore[misc]
+                source_ranks["content"][profiled] = _listed_ranks(
+                    scans.astype(np.float32, copy=False), counts.content, items, in_history, gone[profiled]
+                )
         # buy-again: each pair's figures are its own, so a removal only drops the removed item's pair
         repeats = base.repeats.restrict(in_history[base.repeats.items])
         due, due_ratio = repeats.due(ba_now) if len(repeats) else (np.zeros(0), np.zeros(0))
