@@ -525,7 +525,11 @@ class Stage:
         - the ALS scans of every removal's folded-in factor are one matrix
           product.
 
-        Both round differently from the from-scratch computation (float32,
+        The listed items' ranks in each source's proposals are found for all
+        removals at once (:func:`_listed_ranks`), and the features of all
+        removals are built in one pass (:func:`build_feature_stack`).
+
+        Both products round differently from the from-scratch computation (float32,
         ~1e-7 relative), so the EASE and ALS scores, and with near ties their
         ranks, can differ in the last bits; everything else is the same
         arithmetic in the same order. The ranker's score, piecewise constant
