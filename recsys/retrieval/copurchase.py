@@ -318,4 +318,5 @@ def sorted_contributions(
     nz = np.flatnonzero(values)
     order = nz[np.lexsort((items[nz], -values[nz]))]
     # tolist() converts to Python ints and floats in C, not one NumPy scalar at a time
-    return list(zip(np.asarray(items)[order].astype(np.int64).tolist(), np.asarray(values)[order].astype(np.float64).tolist()))
+    ids = np.asarray(items)[order].astype(np.int64).tolist()
+    return list(zip(ids, np.asarray(values)[order].astype(np.float64).tolist(), strict=True))
