@@ -333,9 +333,8 @@ class Stage:
             end = grown
         found = ids[:end]
         pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
-        scores = live
-        pos = pos[np.lexsort((found[pos], -scores[pos]))]
-        pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
+        pos = pos[np.lexsort((found[pos], -live[pos]))]
+        pos = pos[np.isfinite(live[pos]) & (live[pos] > 0)]
         idx = found[pos]
         if n_excluded:
             idx = idx[~excluded[idx]]
@@ -688,7 +687,7 @@ class Stage:
             ]) if m else np.zeros((0, n), np.float32)
         popularity = []
         for t, x in enumerate(gone.tolist()):
-            was_there = bool(in_history[x]) and not keeps[t].all()
+            was_there = not keeps[t].all()  # x was in the history: out of the mask for this removal only
             in_history[x] = in_history[x] and not was_there
             popularity.append(_ranks_in(
                 self.popularity_proposals(customer, int(nnz[t]), lambda head: in_history[head], category=category), items
@@ -767,9 +766,10 @@ def _listed_ranks(
     masked = np.array(scores, np.float32)
     if len(hidden):
         masked[:, hidden] = -np.inf
-        back = np.searchsorted(found_ids, removed)  # the removed item is the customer's no longer
-        back_ok = (back < width) & (found_ids[np.minimum(back, width - 1)] == removed)
-        masked[np.flatnonzero(back_ok), back[back_ok]] = scores[np.flatnonzero(back_ok), back[back_ok]]
+        # each row's removed item is no longer the customer's: its score comes back
+        back = np.searchsorted(found_ids, removed)
+        row = np.flatnonzero((back < width) & (found_ids[np.minimum(back, width - 1)] == removed))
+        masked[row, back[row]] = scores[row, back[row]]
     cut = min(count, width)
     if cut < width:
         np.negative(masked, out=masked)
