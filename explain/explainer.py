@@ -172,7 +172,10 @@ class Explainer:
             rows = attribute_rows(model.ranker_, feats, [items[j].score for j in scored], feature_names=names)
             attributions = dict(zip(scored, rows, strict=True))
             self._check_additivity(ranked, attributions)
-        row = self.finder.context(model.history_row(ranked.customer), ranked.customer) if attributions else None
+        # the history the list was ranked from (recommend() hands it over), else the customer's current one
+        basis = getattr(ranked, "basis", None)
+        history_row = basis.history.row if basis is not None else model.history_row(ranked.customer)
+        row = self.finder.context(history_row, ranked.customer) if attributions else None
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
         check = None
         if self.config.counterfactual and attributions:

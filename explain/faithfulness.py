@@ -159,6 +159,7 @@ class ListCheck:
         self.filters = filters if filters is not None else Filters()
         self.now = now
         self.budget = budget
+        self.basis = getattr(ranked, "basis", None)  # the history the list was ranked from, and its work
         self.items = np.asarray([it.index for it in ranked.items], dtype=np.int64)
         self.before = np.asarray([it.score for it in ranked.items], dtype=np.float64)
         self.rank_before = _ranks(self.items, self.before)
@@ -197,7 +198,9 @@ class ListCheck:
         chosen = self.plan()
         if not chosen:
             return
-        after = self.model.score_without(self.customer, self.items, chosen, filters=self.filters, now=self.now)
+        after = self.model.score_without(
+            self.customer, self.items, chosen, filters=self.filters, now=self.now, basis=self.basis
+        )
         for x, scores in zip(chosen, after, strict=True):
             self._passed[x] = (scores < self.before) & (_ranks(self.items, scores) > self.rank_before)
         self.rescored += len(chosen)

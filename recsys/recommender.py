@@ -178,10 +178,31 @@ class RankedList:
     # what the list was made under: the explanations' counterfactual check re-scores under the same
     filters: Filters = field(default_factory=Filters)
     now: float | None = None
+    # the history the list was ranked from and the work on it that does not depend on the
+    # candidates (None for cold start): the explanations read the same history and reuse the work
+    basis: ListBasis | None = field(default=None, compare=False, repr=False)
 
     @property
     def item_ids(self) -> list[str]:
         return [i.item_id for i in self.items]
+
+
+@dataclass(frozen=True, eq=False)
+class ListBasis:
+    """One history and what the candidate step computed from it alone, for one list's lifetime.
+
+    :meth:`Stage.candidates` makes it, :meth:`Recommender.recommend` hands it
+    on in the :class:`RankedList`, and the explanations' counterfactual check
+    (:meth:`Recommender.score_without`) starts from it instead of looking the
+    history up and recomputing: the same arrays, so the same results, and
+    the history is the one the list was ranked from even if an event
+    arrived in between.
+    """
+
+    history: CustomerHistory
+    ease_history: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None  # EASE's slots and values
+    ease_modelled: npt.NDArray[np.float32] | None  # EASE scores of the modelled items
+    copurchase_links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]  # see _copurchase_links
 
 
 @dataclass
@@ -192,6 +213,7 @@ class CandidateSet:
     source_names: tuple[str, ...]
     proposed: npt.NDArray[np.bool_]  # (items, sources): which source proposed which item
     features: npt.NDArray[np.float32]
+    basis: ListBasis | None = None
 
     def sources(self, j: int) -> tuple[str, ...]:
         """Names of the sources that proposed candidate ``j``."""
@@ -409,14 +431,16 @@ class Stage:
             else:
                 proposals["als"] = np.empty(0, np.int32)
                 score_of["als"] = lambda idx: np.zeros(len(idx), np.float32)
+        ease_history = modelled = None
         if "ease" in r:
             ease = r["ease"]
-            modelled = _ease_modelled_scores(ease, h.row)
+            ease_history = ease._history(h.row)
+            modelled = _ease_modelled_scores(ease, ease_history)
             proposals["ease"] = _top(modelled, counts.ease, n_hist, in_history, ids=ease.item_index_)
             score_of["ease"] = lambda idx, e=modelled: _ease_scores_of(ease, e, idx)
         links = _copurchase_links(r["copurchase"], h.row)
         cop_scores = np.bincount(links[0], weights=links[1], minlength=len(inter.items)).astype(np.float32)
-        linked = np.flatnonzero(cop_scores).astype(np.int32)
+        linked = np.flatnonzero(cop_scores != 0).astype(np.int32)  # a mask: nonzero() of floats is 3x slower
         proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, n_hist, in_history, ids=linked)
         score_of["copurchase"] = lambda idx: cop_scores[idx]
         content_scores = None
@@ -473,7 +497,7 @@ class Stage:
         )
         names = tuple(proposals)
         proposed = np.stack([source_ranks[n] < MISSING_RANK for n in names], axis=1)
-        return CandidateSet(items, names, proposed, features)
+        return CandidateSet(items, names, proposed, features, ListBasis(h, ease_history, modelled, links))
 
     def popularity_proposals(
         self,
@@ -507,6 +531,7 @@ class Stage:
         allow_repeats: bool,
         category: str | None = None,
         now: float | None = None,
+        basis: ListBasis | None = None,
     ) -> npt.NDArray[np.float32]:
         """Features of ``items`` with each of ``removed`` taken out of ``base``, one at a time.
 
@@ -534,8 +559,12 @@ class Stage:
         arithmetic in the same order. The ranker's score, piecewise constant
         in the features, is then the same unless a feature sits within that
         rounding of a split (tested). A removed item outside the history
-        leaves it unchanged (as the override with the same row does).
+        leaves it unchanged (as the override with the same row does). ``basis``
+        (of ``base``, from :meth:`candidates`) gives the EASE history and base
+        scores and the co-purchase links instead of computing them again.
         """
+        if basis is not None and basis.history is not base:
+            raise ValueError("the list basis belongs to another history")
         inter, c, r = self.interactions, self.config, self.retrievers
         counts = c.candidates
         n_items = len(inter.items)
@@ -554,15 +583,21 @@ class Stage:
             elementwise = als.config.scaling != "bm25"
             if elementwise:
                 als_items, als_conf = als._confidences(base.row)
-        cop = _CopurchaseRemovals(_copurchase_links_by_owner(r["copurchase"], base.row), items, n_items)
+        cop = _CopurchaseRemovals(
+            _copurchase_links_by_owner(r["copurchase"], base.row, None if basis is None else basis.copurchase_links),
+            items, n_items,
+        )
         # EASE: the base scores once; a removal takes its item's weight row off them
         ease = r.get("ease")
         if ease is not None:
-            ease_slots, ease_values = ease._history(base.row)
+            if basis is not None and basis.ease_history is not None and basis.ease_modelled is not None:
+                (ease_slots, ease_values), ease_base = basis.ease_history, basis.ease_modelled
+            else:
+                ease_slots, ease_values = ease._history(base.row)
+                ease_base = _ease_modelled_scores(ease, (ease_slots, ease_values))
             ease_items = base.row.indices[ease.slot_[base.row.indices] >= 0]
             if len(ease_items) != len(ease_slots):  # the row had entries EASE drops: no shortcut
                 raise RuntimeError("EASE history slots do not align with the history row")
-            ease_base = _ease_modelled_scores(ease, base.row)
         content = r.get("content")
         content_profiles: list[npt.NDArray[np.float32] | None] = [None] * m
         content_tops: list[npt.NDArray[np.int32] | None] = [None] * m
@@ -817,9 +852,12 @@ def _ranks_in(proposals: npt.NDArray[np.int32], items: npt.NDArray[np.int32]) ->
     return out
 
 
-def _ease_modelled_scores(ease: EaseRetriever, row: sp.csr_matrix) -> npt.NDArray[np.float32]:
-    """EASE scores of the modelled items only (aligned with ``ease.item_index_``)."""
-    slots, values = ease._history(row)
+def _ease_modelled_scores(
+    ease: EaseRetriever, history: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """EASE scores of the modelled items only (aligned with ``ease.item_index_``), from the
+    history's slots and values (``ease._history(row)``)."""
+    slots, values = history
     if not len(slots):
         return np.zeros(ease.n_items_used_, np.float32)
     x = sp.csr_matrix((values, slots, np.array([0, len(slots)])), shape=(1, ease.n_items_used_))
@@ -977,19 +1015,20 @@ def _copurchase_links(
 
 
 def _copurchase_links_by_owner(
-    cop: CoPurchaseRetriever, row: sp.csr_matrix
+    cop: CoPurchaseRetriever,
+    row: sp.csr_matrix,
+    links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """:func:`_copurchase_links` with the history item each link comes from.
+    """:func:`_copurchase_links` (or ``links``, what it gave for ``row``) with the history item each link comes from.
 
     Dropping one owner's links leaves the others in the same order, so the
     co-purchase sums without that item are the ones recomputed from scratch.
     """
     sim = cop.similarity_
     hist = row.indices[row.data > 0]
-    starts, stops = sim.indptr[hist], sim.indptr[hist + 1]
-    sizes = stops - starts
-    offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
-    return np.repeat(hist.astype(np.int64), sizes), sim.indices[offsets], sim.data[offsets]
+    sizes = sim.indptr[hist + 1] - sim.indptr[hist]
+    cols, vals = _copurchase_links(cop, row) if links is None else links
+    return np.repeat(hist.astype(np.int64), sizes), cols, vals
 
 
 class _AlsDowndate:
@@ -1049,7 +1088,7 @@ class _CopurchaseRemovals:
     ) -> None:
         self.owner, self.cols, self.vals = links
         base = np.bincount(self.cols, weights=self.vals, minlength=n_items)
-        self.linked = np.flatnonzero(np.bincount(self.cols, minlength=n_items)).astype(np.int32)
+        self.linked = np.flatnonzero(np.bincount(self.cols, minlength=n_items) != 0).astype(np.int32)
         self.slot = np.full(n_items, -1, np.int64)
         self.slot[self.linked] = np.arange(len(self.linked))
         self.base_linked = base[self.linked]
@@ -1351,6 +1390,7 @@ class Recommender:
         *,
         filters: Filters = Filters(),
         now: float | None = None,
+        basis: ListBasis | None = None,
     ) -> npt.NDArray[np.float64]:
         """Ranker scores of ``items`` with each of ``removed`` taken out of the customer's history.
 
@@ -1365,7 +1405,10 @@ class Recommender:
         bit for bit) and the ranker runs once on the stacked features. This is the batched counterfactual of the
         explanations' faithfulness check. A ``removed`` item the customer
         never had leaves the history as it is. Unknown customers score with
-        an empty history, as in :meth:`score_items`. Raises
+        an empty history, as in :meth:`score_items`. ``basis`` (a
+        :class:`RankedList`'s, from :meth:`recommend`) re-scores from the
+        history the list was ranked from, reusing its work, instead of the
+        customer's current history. Raises
         :class:`~recsys.errors.UnknownItemError` for an index outside the catalog.
         """
         self._check()
@@ -1375,10 +1418,11 @@ class Recommender:
         gone = check_items(removed, n_items)
         if len(gone) == 0 or len(idx) == 0:
             return np.zeros((len(gone), len(idx)), np.float64)
-        base = self._history(customer) or empty_history(n_items)
+        base = basis.history if basis is not None else self._history(customer) or empty_history(n_items)
         allow_repeats = filters.allow_repeats and self.config.mode == "repeats"
         features = stage.removal_features(
-            customer, base, gone.tolist(), idx, allow_repeats=allow_repeats, category=filters.category, now=now
+            customer, base, gone.tolist(), idx, allow_repeats=allow_repeats, category=filters.category, now=now,
+            basis=basis,
         )
         return self.ranker_.predict(features.reshape(-1, features.shape[2])).reshape(len(gone), len(idx))
 
@@ -1524,7 +1568,7 @@ class Recommender:
             )
             for r, o in enumerate(order)
         )
-        return RankedList(customer, "known", ranked, self.version_, filters=filters, now=now)
+        return RankedList(customer, "known", ranked, self.version_, filters=filters, now=now, basis=cs.basis)
 
     def _filter_mask(self, items: npt.NDArray[np.int32], filters: Filters) -> npt.NDArray[np.bool_]:
         keep = self._active_mask()[items].copy()
