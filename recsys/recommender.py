@@ -187,7 +187,7 @@ class RankedList:
         return [i.item_id for i in self.items]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ListBasis:
     """One history and what the candidate step computed from it alone, for one list's lifetime.
 

@@ -263,12 +263,16 @@ def _assert_score_without_is_score_items(model: Recommender, inter: Interactions
     counts = np.diff(inter.matrix.indptr)
     compared = 0
     for customer in inter.customers.ids[counts > 1][:12].tolist():
-        pool = np.asarray([it.index for it in model.recommend(customer, 40, filters=filters).items])
+        ranked = model.recommend(customer, 40, filters=filters)
+        pool = np.asarray([it.index for it in ranked.items])
         row = model.history_row(customer)
         outside = int(np.setdiff1d(np.arange(len(inter.items)), row.indices)[0])
         removed = [*row.indices[:: max(1, row.nnz // 5)].tolist(), outside]
         batched = model.score_without(customer, pool, removed, filters=filters)
         assert batched.shape == (len(removed), len(pool))
+        # starting from the list's basis (recommend()'s history and work) gives the same bits
+        assert ranked.basis is not None
+        assert np.array_equal(model.score_without(customer, pool, removed, filters=filters, basis=ranked.basis), batched)
         for t, x in enumerate(removed):
             one = model.score_items(customer, pool, history=_without(row, x), filters=filters)
             assert np.array_equal(batched[t], one), f"removing {x} for {customer}"

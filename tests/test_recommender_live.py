@@ -117,6 +117,26 @@ def test_observe_a_known_customer_updates_history_without_retraining(model: Reco
     assert model.stage_.interactions.matrix[inter.customers.index(customer), top.index] == 0
 
 
+def test_the_check_rescores_the_history_a_list_was_ranked_from(model: Recommender, inter: Interactions) -> None:
+    """An event between recommend() and explain() does not change what the list's check compares against."""
+    customer = a_known_customer(inter)
+    filters = Filters(allow_repeats=False)
+    ranked = model.recommend(customer, 10, filters=filters)
+    assert ranked.basis is not None
+    items = np.array([it.index for it in ranked.items])
+    removed = model.history_row(customer).indices[:3].tolist()
+    before = model.score_without(customer, items, removed, filters=filters)
+    model.observe(customer, _events([ranked.items[0].item_id], [int(inter.now)]))
+    now_scores = model.score_without(customer, items, removed, filters=filters)
+    from_list = model.score_without(customer, items, removed, filters=filters, basis=ranked.basis)
+    np.testing.assert_array_equal(from_list, before)
+    assert not np.array_equal(now_scores, before)  # the live history did change the scores
+    with pytest.raises(ValueError, match="another history"):
+        model.stage_.removal_features(
+            customer, model._history(customer), removed, items, allow_repeats=False, basis=ranked.basis
+        )
+
+
 def test_observed_repeat_purchases_become_buy_again_candidates(model: Recommender, inter: Interactions) -> None:
     customer = a_known_customer(inter)
     history = set(model.history_row(customer).indices.tolist())
