@@ -93,7 +93,8 @@ def build_explainer(model: Recommender, *, sensitive: tuple[str, ...] = ()) -> E
     """The explainer for ``model``; reason texts never name the ``sensitive`` attributes."""
     from explain import Explainer, ExplainerConfig  # imported on first load: shap is heavy
 
-    return Explainer(model, ExplainerConfig(sensitive=tuple(sensitive)))
+    # its lookups, TreeSHAP tables and compiled kernel are built now, while loading, not on a request
+    return Explainer(model, ExplainerConfig(sensitive=tuple(sensitive))).prepare()
 
 
 def _catalog(model: Recommender) -> dict[str, ItemInfo]:
