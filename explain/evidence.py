@@ -149,9 +149,12 @@ class HistoryContext:
     built once per customer.
     """
 
-    def __init__(self, finder: EvidenceFinder, row: sp.csr_matrix, customer: str | None = None) -> None:
+    def __init__(
+        self, finder: EvidenceFinder, row: sp.csr_matrix, customer: str | None = None, basis: Any = None
+    ) -> None:
         self.finder = finder
         self.customer = customer
+        self.basis = basis  # the ranked list's ListBasis (row is its history's): shares the ALS system
         self.row = sp.csr_matrix(row, dtype=np.float32)
         self.row.sort_indices()
         keep = self.row.data > 0
@@ -212,8 +215,11 @@ class HistoryContext:
     def als(self, item: int) -> list[tuple[int, float]]:
         r = self.finder.stage.retrievers["als"]
         if self._als is None:  # once per list: the fold-in system and the history's factors
-            items, confidence = r._confidences(self.row)
-            system = r._system(items, confidence) if len(items) else None
+            if self.basis is not None:
+                items, confidence, system = self.basis.als_system(r)
+            else:
+                items, confidence = r._confidences(self.row)
+                system = r._system(items, confidence) if len(items) else None
             self._als = (items, confidence, system, r.item_factors_[items].astype(np.float64))
         items, confidence, system, factors = self._als
         if system is None:
@@ -271,8 +277,9 @@ class EvidenceFinder:
             self._sim_csc, self._sim_for = csc, sim
         return self._sim_csc
 
-    def context(self, row: sp.csr_matrix, customer: str | None = None) -> HistoryContext:
-        return HistoryContext(self, row, customer)
+    def context(self, row: sp.csr_matrix, customer: str | None = None, basis: Any = None) -> HistoryContext:
+        """The per-list context of history ``row``; ``basis``: the ranked list's, whose history ``row`` is."""
+        return HistoryContext(self, row, customer, basis)
 
     def kinds(self) -> sp.csr_matrix:
         """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""

@@ -178,7 +178,7 @@ class Explainer:
         # the history the list was ranked from (recommend() hands it over), else the customer's current one
         basis = getattr(ranked, "basis", None)
         history_row = basis.history.row if basis is not None else model.history_row(ranked.customer)
-        row = self.finder.context(history_row, ranked.customer) if attributions else None
+        row = self.finder.context(history_row, ranked.customer, basis) if attributions else None
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
         check = None
         if self.config.counterfactual and attributions:

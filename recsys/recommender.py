@@ -203,6 +203,16 @@ class ListBasis:
     ease_history: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None  # EASE's slots and values
     ease_modelled: npt.NDArray[np.float32] | None  # EASE scores of the modelled items
     copurchase_links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]  # see _copurchase_links
+    memo: dict[str, Any] = field(default_factory=dict)  # work done for the list after ranking it
+
+    def als_system(self, als: Any) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], Any]:
+        """The history's ALS fold-in system, once per list for the evidence and the check:
+        items, confidences and the Cholesky factor (None for no items)."""
+        got = self.memo.get("als_system")
+        if got is None:
+            items, confidence = als._confidences(self.history.row)
+            got = self.memo["als_system"] = (items, confidence, als._system(items, confidence) if len(items) else None)
+        return got  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -582,7 +592,11 @@ class Stage:
             active_ids, active_factors = self.als_index()
             elementwise = als.config.scaling != "bm25"
             if elementwise:
-                als_items, als_conf = als._confidences(base.row)
+                if basis is not None:
+                    als_items, als_conf, als_factor = basis.als_system(als)
+                else:
+                    als_items, als_conf = als._confidences(base.row)
+                    als_factor = None
         cop = _CopurchaseRemovals(
             _copurchase_links_by_owner(r["copurchase"], base.row, None if basis is None else basis.copurchase_links),
             items, n_items,
@@ -644,7 +658,7 @@ class Stage:
                             its, conf = als_items[k], als_conf[k]
                             if len(its) and not k.all():
                                 if downdate is None:
-                                    downdate = _AlsDowndate(als, als_items, als_conf)
+                                    downdate = _AlsDowndate(als, als_items, als_conf, als_factor)
                                 new = downdate.without(int(np.flatnonzero(~k)[0]))
                         else:
                             its, conf = als._confidences(_row(base.row.data[keep], old[keep], n_items))
@@ -1045,11 +1059,13 @@ class _AlsDowndate:
     from scratch).
     """
 
-    def __init__(self, als: Any, items: npt.NDArray[np.int32], confidence: npt.NDArray[np.float64]) -> None:
+    def __init__(
+        self, als: Any, items: npt.NDArray[np.int32], confidence: npt.NDArray[np.float64], factor: Any = None
+    ) -> None:
         self.als = als
         self.items = items
         self.confidence = confidence
-        self.factor = als._system(items, confidence)
+        self.factor = als._system(items, confidence) if factor is None else factor
         self.b = als._target(items, confidence)
         self.x0 = sla.cho_solve(self.factor, self.b)
 
