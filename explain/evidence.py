@@ -84,6 +84,15 @@ class EvidenceItem:
     contribution: float | None = None
     figures: dict[str, Any] = field(default_factory=dict)
 
+    def keys(self) -> set[str]:
+        """The keys :meth:`as_dict` gives, without building it (the rules check them on every candidate)."""
+        out = {"item_id", "title", "role", *self.figures}
+        if self.interaction is not None:
+            out.add("interaction")
+        if self.contribution is not None:
+            out.add("contribution")
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"item_id": self.item_id, "title": self.title, "role": self.role}
         if self.interaction is not None:
@@ -224,7 +233,7 @@ class HistoryContext:
         items, confidence, system, factors = self._als
         if system is None:
             return []
-        weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64))
+        weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64), check_finite=False)
         values = confidence * (factors @ weighted)
         return sorted_contributions(items, values)
 

@@ -112,7 +112,7 @@ def violations(
     """
     out = []
     for e in evidence.items:
-        bad_keys = sorted(set(e.as_dict()) - EVIDENCE_KEYS)
+        bad_keys = sorted(e.keys() - EVIDENCE_KEYS)
         if bad_keys:
             out.append(f"evidence of item {e.item_id} carries unexpected keys {bad_keys}")
         if e.role == "history" and e.item not in history:

@@ -1067,12 +1067,12 @@ class _AlsDowndate:
         self.confidence = confidence
         self.factor = als._system(items, confidence) if factor is None else factor
         self.b = als._target(items, confidence)
-        self.x0 = sla.cho_solve(self.factor, self.b)
+        self.x0 = sla.cho_solve(self.factor, self.b, check_finite=False)  # the model's own factors: finite
 
     def without(self, j: int) -> npt.NDArray[np.float32] | None:
         y = self.als.item_factors_[self.items[j]].astype(np.float64)
         c = float(self.confidence[j])
-        z = sla.cho_solve(self.factor, y)
+        z = sla.cho_solve(self.factor, y, check_finite=False)
         s = float(y @ z)
         denominator = 1.0 - (c - 1.0) * s
         if abs(denominator) < 1e-9:

@@ -55,6 +55,9 @@ def test_evidence_may_not_carry_unexpected_keys() -> None:
     item = EvidenceItem(3, "I3", "x", "history", "purchase", 1.0, {"customer_id": "C1"})
     ev = Evidence("because_you_bought", "als", (item,))
     assert any("unexpected keys" in p for p in violations(ev, history={3}, shap=positive_shap()))
+    # the rule reads keys() instead of building as_dict(): the same keys, with and without the optional ones
+    for e in (item, EvidenceItem(4, "I4", None, "recommended"), EvidenceItem(5, "I5", "t", "history", None, 0.2)):
+        assert e.keys() == set(e.as_dict())
 
 
 @pytest.mark.parametrize(
