@@ -172,22 +172,32 @@ class HistoryContext:
         self._als: Any = None
         self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
 
+    # Each source's contributions come as arrays (history items, values; unsorted, zeros
+    # included) for the evidence finder, which keeps the few it cites, and as sorted
+    # (item, value) lists, the retrievers' own format.
+
     def copurchase(self, item: int) -> list[tuple[int, float]]:
+        return sorted_contributions(*self.copurchase_arrays(item))
+
+    def copurchase_arrays(self, item: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         sim = self.finder.similarity_csc()
         lo, hi = sim.indptr[item], sim.indptr[item + 1]
         rows, vals = sim.indices[lo:hi], sim.data[lo:hi]
         hit = np.isin(rows, self.items, assume_unique=True)
-        return sorted_contributions(rows[hit], vals[hit].astype(np.float64))
+        return rows[hit].astype(np.int64), vals[hit].astype(np.float64)
 
     def ease(self, item: int) -> list[tuple[int, float]]:
+        return sorted_contributions(*self.ease_arrays(item))
+
+    def ease_arrays(self, item: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         r = self.finder.stage.retrievers["ease"]
         target = r.slot_[item]
         if target < 0 or not len(self.items):
-            return []
+            return np.zeros(0, np.int64), np.zeros(0)
         slots = r.slot_[self.items]
         used = slots >= 0
         values = np.ones(int(used.sum()), np.float64) if r.config.binarize else self.weights[used].astype(np.float64)
-        return sorted_contributions(self.items[used], values * r.weights_[slots[used], target])
+        return self.items[used], values * r.weights_[slots[used], target]
 
     def content(self, item: int) -> tuple[list[tuple[int, float]], dict[int, float]]:
         """(history item, share of the content score) largest first, and each one's cosine to ``item``.
@@ -196,19 +206,33 @@ class HistoryContext:
         profile, so history item j adds ``w_j cos(j, item) / |profile|``
         (``w`` the recency-decayed weights the content source uses).
         """
+        idx, values, sims = self._content_all(item)
+        mine = idx != item
+        return sorted_contributions(idx[mine], values[mine]), dict(zip(idx.tolist(), sims.tolist(), strict=True))
+
+    def content_arrays(
+        self, item: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """:meth:`content` as arrays: history items (``item`` itself left out), shares, cosines."""
+        idx, values, sims = self._content_all(item)
+        mine = idx != item
+        return idx[mine], values[mine], sims[mine]
+
+    def _content_all(
+        self, item: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         r = self.finder.stage.retrievers["content"]
+        empty = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         if not r.has_text_[item]:
-            return [], {}
+            return empty
         if self._content is None:
             self._content = self._content_profile(r)
         idx, w, norm = self._content
         if not len(idx) or norm == 0:
-            return [], {}
+            return empty
         emb = r.embeddings_
         sims = (emb[idx] @ emb[item]).astype(np.float64)
-        mine = idx != item
-        pairs = sorted_contributions(idx[mine], w[mine] * sims[mine] / norm)
-        return pairs, dict(zip(idx.tolist(), sims.tolist(), strict=True))
+        return idx, w * sims / norm, sims
 
     def _content_profile(self, r: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float]:
         """The content profile's history items with text, their weights and the profile's norm (once per list)."""
@@ -222,6 +246,9 @@ class HistoryContext:
         return idx, w, norm
 
     def als(self, item: int) -> list[tuple[int, float]]:
+        return sorted_contributions(*self.als_arrays(item))
+
+    def als_arrays(self, item: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         r = self.finder.stage.retrievers["als"]
         if self._als is None:  # once per list: the fold-in system and the history's factors
             if self.basis is not None:
@@ -232,10 +259,9 @@ class HistoryContext:
             self._als = (items, confidence, system, r.item_factors_[items].astype(np.float64))
         items, confidence, system, factors = self._als
         if system is None:
-            return []
+            return np.zeros(0, np.int64), np.zeros(0)
         weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64), check_finite=False)
-        values = confidence * (factors @ weighted)
-        return sorted_contributions(items, values)
+        return items.astype(np.int64), confidence * (factors @ weighted)
 
 
 class EvidenceFinder:
@@ -370,26 +396,29 @@ class EvidenceFinder:
     def _history_citing(
         self,
         reason: str,
-        pairs: list[tuple[int, float]],
+        history: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
         u: int,
         item: int,
         *,
-        similarity: dict[int, float] | None = None,
+        similarity: npt.NDArray[np.float64] | None = None,
     ) -> list[Evidence]:
-        positive = [(j, v) for j, v in pairs if v > 0 and j != item]
-        if not positive:
+        """The reason citing the history items with the largest positive contributions (ties: lower item)."""
+        keep = np.flatnonzero((values > 0) & (history != item))
+        if not len(keep):
             return []
+        keep = keep[np.lexsort((history[keep], -values[keep]))]  # as sorted_contributions orders them
         if self.config.min_citation_share > 0:
-            total = sum(v for _, v in positive)
-            if positive[0][1] < self.config.min_citation_share * total:
+            total = sum(values[keep].tolist())
+            if values[keep[0]] < self.config.min_citation_share * total:
                 return []
-        positive = positive[: self.config.max_items]
+        keep = keep[: self.config.max_items]
         source = SOURCE_OF[reason]
         items = tuple(
             self._history_item(
-                u, j, float(v), **({"similarity": similarity[j]} if similarity else {}), source=source
+                u, j, v, **({"similarity": float(similarity[at])} if similarity is not None else {}), source=source
             )
-            for j, v in positive
+            for at, j, v in zip(keep.tolist(), history[keep].tolist(), values[keep].tolist(), strict=True)
         )
         return [Evidence(reason, source, items)]
 
@@ -398,23 +427,23 @@ class EvidenceFinder:
     def _copurchase(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         if "copurchase" not in self.stage.retrievers:
             return []
-        return self._history_citing("bought_together", row.copurchase(item), u, item)
+        return self._history_citing("bought_together", *row.copurchase_arrays(item), u, item)
 
     def _als(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         if "als" not in self.stage.retrievers:
             return []
-        return self._history_citing("because_you_bought", row.als(item), u, item)
+        return self._history_citing("because_you_bought", *row.als_arrays(item), u, item)
 
     def _ease(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         if "ease" not in self.stage.retrievers:
             return []
-        return self._history_citing("goes_with", row.ease(item), u, item)
+        return self._history_citing("goes_with", *row.ease_arrays(item), u, item)
 
     def _content(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         if "content" not in self.stage.retrievers:
             return []
-        pairs, sims = row.content(item)
-        return self._history_citing("similar_to", pairs, u, item, similarity=sims)
+        history, values, sims = row.content_arrays(item)
+        return self._history_citing("similar_to", history, values, u, item, similarity=sims)
 
     def _buy_again(self, customer: str, u: int, row: Any, item: int, features: Any, now: Any) -> list[Evidence]:
         r = self.stage.retrievers.get("buy_again")
