@@ -556,14 +556,16 @@ class Stage:
         - EASE is linear in the history row, so each removal's scores are
           the base scores minus the removed item's weight row (one row
           instead of a product over the whole history);
-        - the ALS scans of every removal's folded-in factor are one matrix
-          product.
+        - each removal's folded-in ALS factor is a rank-one downdate of the
+          base solve, and its proposals come from the same pruned scan as
+          :meth:`candidates` (:meth:`als_top`: a quarter of Complete
+          Journey's catalogue for the median customer, not all of it).
 
         The listed items' ranks in each source's proposals are found for all
         removals at once (:func:`_listed_ranks`), and the features of all
         removals are built in one pass (:func:`build_feature_stack`).
 
-        Both products round differently from the from-scratch computation (float32,
+        The EASE product and the ALS downdate round differently from the from-scratch computation (float32,
         ~1e-7 relative), so the EASE and ALS scores, and with near ties their
         ranks, can differ in the last bits; everything else is the same
         arithmetic in the same order. The ranker's score, piecewise constant
@@ -589,7 +591,6 @@ class Stage:
         als = r.get("als")
         base_fold: npt.NDArray[np.float32] | None = None
         if als is not None:
-            active_ids, active_factors = self.als_index()
             elementwise = als.config.scaling != "bm25"
             if elementwise:
                 if basis is not None:
@@ -678,15 +679,16 @@ class Stage:
                 als_factors.append(factor)
             source_scores["als"] = np.zeros((m, n), np.float32)
             source_ranks["als"] = np.full((m, n), MISSING_RANK, np.float32)
-            have = [t for t, f in enumerate(als_factors) if f is not None]
-            if have:
-                stacked = np.stack([als_factors[t] for t in have])
-                listed = als.item_factors_[items]
-                for t in have:
-                    source_scores["als"][t] = _rowdot(listed, als_factors[t])  # type: ignore[arg-type]
-                source_ranks["als"][have] = _listed_ranks(
-                    stacked @ active_factors.T, counts.als, items, in_history, gone[have], ids=active_ids
-                )
+            listed = als.item_factors_[items]
+            for t, f in enumerate(als_factors):
+                if f is None:
+                    continue
+                source_scores["als"][t] = _rowdot(listed, f)
+                # the proposals as candidates() makes them (the pruned scan), for this history
+                x, was_there = int(gone[t]), not keeps[t].all()
+                in_history[x] = in_history[x] and not was_there
+                source_ranks["als"][t] = _ranks_in(self.als_top(f, counts.als, int(nnz[t]), in_history), items)
+                in_history[x] = in_history[x] or was_there
         if ease is not None:
             modelled = np.repeat(ease_base[None, :], m, axis=0)
             where = np.flatnonzero(ease_items[None, :] == gone[:, None])  # flat (row, entry) of each removed EASE item
@@ -1414,7 +1416,7 @@ class Recommender:
         ``score_items(customer, items, history=row)`` where ``row`` is
         :meth:`history_row` with item ``removed[t]`` deleted, but all rows
         come from one pass: the work that does not depend on the removed item
-        is done once, the EASE and ALS catalogue scans are shared (see
+        is done once, the EASE and ALS scores are updated, not recomputed (see
         :meth:`Stage.removal_features`: they round differently in the last
         float32 bits, which moves a score only if a feature lies within that
         rounding of one of the ranker's splits; the tests compare the scores
