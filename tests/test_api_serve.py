@@ -168,14 +168,21 @@ def test_events_and_erasure_reach_every_worker(server: str, world: World) -> Non
                 break
         else:
             pytest.fail("the events changed none of ten customers' lists in the worker that took them")
-    time.sleep(1.5)  # two sync rounds of the other worker
-    lists = set()
-    for _ in range(12):
-        r = httpx.get(server + "/recommendations", params={"customer_id": customer, "explain": "false"},
-                      headers={"Connection": "close"}, timeout=10)
-        lists.add(tuple(i["item_id"] for i in r.json()["items"]))
-    assert tuple(before) not in lists
-    assert len(lists) == 1  # both workers give the same updated list
+    # the other worker syncs every 0.5 s: poll (12 fresh connections reach both workers) until both
+    # give the updated list, for at most 8 s; a worker that never converges fails below
+    deadline = time.monotonic() + 8.0
+    while True:
+        time.sleep(0.5)
+        lists, versions = set(), set()
+        for _ in range(12):
+            r = httpx.get(server + "/recommendations", params={"customer_id": customer, "explain": "false"},
+                          headers={"Connection": "close"}, timeout=10)
+            lists.add(tuple(i["item_id"] for i in r.json()["items"]))
+            versions.add(r.json()["model_version"])
+        if (len(lists) == 1 and tuple(before) not in lists) or time.monotonic() > deadline:
+            break
+    assert tuple(before) not in lists, lists
+    assert len(lists) == 1, (lists, versions)  # both workers give the same updated list
     r = httpx.delete(f"{server}/customers/{customer}", headers={"X-API-Key": world.privacy}, timeout=10)
     assert r.status_code == 200 and r.json()["found"]
     time.sleep(1.5)
