@@ -6,10 +6,12 @@ are run as ``python benchmarks/<name>.py``, which puts this folder on the path).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,13 @@ from recsys.evaluation.job import dataset_hierarchy
 from recsys.evaluation.splits import normalise_events
 from recsys.interactions import Interactions
 from recsys.recommender import Recommender, RecommenderConfig
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
+    """Write a benchmark's result as JSON to ``out`` (parents created) and print it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 def percentiles(ms: Sequence[float] | np.ndarray, *, digits: int | None = None) -> dict[str, float]:

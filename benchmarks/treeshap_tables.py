@@ -21,7 +21,6 @@ additivity). Writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-from _timing import fit_world
+from _timing import fit_world, write_result
 from _timing import percentiles as _percentiles
 
 
@@ -104,8 +103,8 @@ def main() -> None:
         "k": args.k,
         "lists_timed": len(lists),
         "calls_per_list": args.repeats,
-        "ranker": {"trees": booster.num_trees(), "leaves": int(len(tables.leaf_edge)),
-                   "splits": int(len(tables.split_feature)),
+        "ranker": {"trees": booster.num_trees(), "leaves": len(tables.leaf_edge),
+                   "splits": len(tables.split_feature),
                    "max_unique_features_per_path": int(np.diff(tables.leaf_start).max())},
         "tables": {"megabytes": round(tables.table.nbytes / 1e6, 3), "build_seconds": round(build_s, 3),
                    "kernel_compile_seconds": round(compile_s, 3)},
@@ -116,9 +115,7 @@ def main() -> None:
         "max_additivity_error": {"tables": max_err_tables, "lightgbm": max_err_lightgbm},
         "command": " ".join(["python", "benchmarks/treeshap_tables.py", *sys.argv[1:]]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
