@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,7 +131,7 @@ class ServingState:
         self._events_hwm = 0
         self._applied_locally: set[int] = set()
         self._seen_forgets: set[str] = set()
-        self._hwm_lock = threading.Lock()
+        self._hwm_lock = threading.RLock()  # held by storing_events() around a whole POST /events
 
     # -- model ------------------------------------------------------------------------
 
@@ -215,8 +217,21 @@ class ServingState:
             n += part.height
         return n
 
+    @contextmanager
+    def storing_events(self) -> Iterator[None]:
+        """Hold off this worker's sync from pulling events while a batch is stored and applied locally.
+
+        Without it the sync could pull a batch between its commit and
+        :meth:`observe_local` (which marks its ids as applied here) and apply
+        it a second time. Wrap the storing transaction and the
+        :meth:`observe_local` calls in it.
+        """
+        with self._hwm_lock:
+            yield
+
     def observe_local(self, customer_key: str, rows: pl.DataFrame, event_ids: list[int]) -> int:
-        """Apply events this worker just stored; the sync loop will skip their ids."""
+        """Apply events this worker just stored; the sync loop will skip their ids (call it
+        within :meth:`storing_events`, the same block as the transaction that stored them)."""
         loaded = self.current
         with self._hwm_lock:
             self._applied_locally.update(event_ids)

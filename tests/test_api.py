@@ -299,6 +299,39 @@ def test_events_change_the_next_recommendation_without_retraining(client: TestCl
     assert stored == len(events)
 
 
+def test_a_sync_between_the_commit_and_the_local_apply_does_not_apply_events_twice(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's own sync, arriving right after POST /events committed, must not apply the batch too."""
+    import threading
+
+    import polars as pl
+
+    state = client.app.state.serving
+    customer = world.customers[130]
+    items = _unbought_items(client, world, customer)[-2:]
+    events = [{"customer_id": customer, "item_id": i, "event_id": f"race-{customer}-{n}"} for n, i in enumerate(items * 2)]
+    original = state.observe_local
+    syncs: list[threading.Thread] = []
+
+    def sync_first(key: str, rows: Any, ids: list[int]) -> int:
+        # a sync round starts now: without the lock it would pull this committed batch before its ids are marked
+        t = threading.Thread(target=state._pull_events)
+        t.start()
+        t.join(timeout=1.0)
+        syncs.append(t)
+        return original(key, rows, ids)
+
+    monkeypatch.setattr(state, "observe_local", sync_first)
+    r = client.post("/events", json={"events": events})
+    assert r.status_code == 200, r.text
+    for t in syncs:
+        t.join(timeout=10)
+    assert syncs and not any(t.is_alive() for t in syncs)
+    live = state.current.model._live_histories[state.pseudonymise(customer)]
+    assert live.events.filter(pl.col("item_id").is_in(items)).height == len(events)  # once, not twice
+
+
 def test_events_for_a_new_customer_make_them_known(client: TestClient, world: World) -> None:
     events = [{"customer_id": "brand-new-shopper", "item_id": i, "timestamp": "2026-11-20T10:00:00Z"}
               for i in world.items[:5]]

@@ -126,28 +126,30 @@ def post_events(
     new_customers = sorted(set(valid["customer_key"].to_list()) - known_customers)
     moment = datetime.now(UTC).replace(tzinfo=None)
     e = schema.events
-    with store.transaction() as conn:
-        if new_customers:
-            stmt = insert_statement(conn, schema.customers).on_conflict_do_nothing()
-            conn.execute(
-                stmt,
-                [{"customer_key": k, "attributes": {}, "consent_personalisation": True, "created_at": moment}
-                 for k in new_customers],
+    # committed and applied here in one hold of the sync's lock: a sync in between would apply them twice
+    with state.storing_events():
+        with store.transaction() as conn:
+            if new_customers:
+                stmt = insert_statement(conn, schema.customers).on_conflict_do_nothing()
+                conn.execute(
+                    stmt,
+                    [{"customer_key": k, "attributes": {}, "consent_personalisation": True, "created_at": moment}
+                     for k in new_customers],
+                )
+            values = valid.select("event_id", "customer_key", "item_id", "event_type", "ts", "value").to_dicts()
+            stmt = insert_statement(conn, e).values(values).on_conflict_do_nothing().returning(
+                e.c.id, e.c.customer_key, e.c.item_id, e.c.event_type, e.c.ts, e.c.value
             )
-        values = valid.select("event_id", "customer_key", "item_id", "event_type", "ts", "value").to_dicts()
-        stmt = insert_statement(conn, e).values(values).on_conflict_do_nothing().returning(
-            e.c.id, e.c.customer_key, e.c.item_id, e.c.event_type, e.c.ts, e.c.value
+            inserted = conn.execute(stmt).all()
+        stored = pl.DataFrame(
+            [tuple(r) for r in inserted],
+            schema={"id": pl.Int64, "customer_key": pl.Utf8, "item_id": pl.Utf8, "event_type": pl.Utf8,
+                    "ts": pl.Int64, "value": pl.Float64},
+            orient="row",
         )
-        inserted = conn.execute(stmt).all()
-    stored = pl.DataFrame(
-        [tuple(r) for r in inserted],
-        schema={"id": pl.Int64, "customer_key": pl.Utf8, "item_id": pl.Utf8, "event_type": pl.Utf8,
-                "ts": pl.Int64, "value": pl.Float64},
-        orient="row",
-    )
-    applied = 0
-    for (key,), part in stored.group_by("customer_key", maintain_order=True):
-        applied += state.observe_local(str(key), part.drop("customer_key"), part["id"].to_list())
+        applied = 0
+        for (key,), part in stored.group_by("customer_key", maintain_order=True):
+            applied += state.observe_local(str(key), part.drop("customer_key"), part["id"].to_list())
     metrics.EVENTS_INGESTED.inc(stored.height)
     return {
         "accepted": stored.height,
