@@ -175,10 +175,13 @@ class Explainer:
             rows = attribute_rows(model.ranker_, feats, [items[j].score for j in scored], feature_names=names)
             attributions = dict(zip(scored, rows, strict=True))
             self._check_additivity(ranked, attributions)
-        # the history the list was ranked from (recommend() hands it over), else the customer's current one
+        # the history the list was ranked from (recommend() hands it over), else the customer's current one;
+        # only scored lists need it (cold-start and non-personalised ones get popularity reasons)
         basis = getattr(ranked, "basis", None)
-        history_row = basis.history.row if basis is not None else model.history_row(ranked.customer)
-        row = self.finder.context(history_row, ranked.customer, basis) if attributions else None
+        row = None
+        if attributions:
+            history_row = basis.history.row if basis is not None else model.history_row(ranked.customer)
+            row = self.finder.context(history_row, ranked.customer, basis)
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
         check = None
         if self.config.counterfactual and attributions:
