@@ -51,6 +51,7 @@ from recsys.ranking.features import (
 )
 from recsys.ranking.policy import ServingPolicy, active_boundary, apply_policy
 from recsys.ranking.ranker import LambdaRanker, RankerConfig
+from recsys.ranks import listed_ranks
 from recsys.retrieval.als import AlsConfig, AlsRetriever
 from recsys.retrieval.buy_again import BuyAgainConfig, BuyAgainRetriever
 from recsys.retrieval.content import ContentConfig, ContentRetriever
@@ -562,7 +563,7 @@ class Stage:
           Journey's catalogue for the median customer, not all of it).
 
         The listed items' ranks in each source's proposals are found for all
-        removals at once (:func:`_listed_ranks`), and the features of all
+        removals at once (:func:`recsys.ranks.listed_ranks`), and the features of all
         removals are built in one pass (:func:`build_feature_stack`).
 
         The EASE product and the ALS downdate round differently from the from-scratch computation (float32,
@@ -697,9 +698,9 @@ class Stage:
                 modelled[rows_hit] = ease_base[None, :] - ease_values[entries][:, None] * ease.weights_[ease_slots[entries]]
             slot = ease.slot_[items]
             source_scores["ease"] = np.where(slot >= 0, modelled[:, np.maximum(slot, 0)], 0.0).astype(np.float32)
-            source_ranks["ease"] = _listed_ranks(modelled, counts.ease, items, in_history, gone, ids=ease.item_index_)
+            source_ranks["ease"] = listed_ranks(modelled, counts.ease, items, in_history, gone, ids=ease.item_index_)
         linked, cop_scores, source_scores["copurchase"], item_max = cop.many(gone)
-        source_ranks["copurchase"] = _listed_ranks(cop_scores, counts.copurchase, items, in_history, gone, ids=linked)
+        source_ranks["copurchase"] = listed_ranks(cop_scores, counts.copurchase, items, in_history, gone, ids=linked)
         if content is not None:
             listed = content.embeddings_[items]
             source_scores["content"] = np.zeros((m, n), np.float32)
@@ -714,7 +715,7 @@ class Stage:
             if self.content_pool is None and profiled:
                 # the whole catalogue is the pool: one product scans it for every removal
                 scans = np.stack([content_profiles[t] for t in profiled]) @ content.embeddings_.T  # type: ignore[misc]
-                source_ranks["content"][profiled] = _listed_ranks(
+                source_ranks["content"][profiled] = listed_ranks(
                     scans.astype(np.float32, copy=False), counts.content, items, in_history, gone[profiled]
                 )
         # buy-again: each pair's figures are its own, so a removal only drops the removed item's pair
@@ -787,73 +788,6 @@ def _top(
     if n_excluded:
         idx = idx[~excluded[idx]]
     return idx[:n].astype(np.int32)
-
-
-def _listed_ranks(
-    scores: npt.NDArray[np.float32],
-    count: int,
-    items: npt.NDArray[np.int32],
-    excluded: npt.NDArray[np.bool_],
-    removed: npt.NDArray[np.int64],
-    *,
-    ids: npt.NDArray[np.integer[Any]] | None = None,
-) -> npt.NDArray[np.float32]:
-    """Each row's 1-based rank of ``items`` among its proposals, ``MISSING_RANK`` where not proposed.
-
-    Row ``t`` of ``scores`` (shape (rows, positions)) proposes what
-    :func:`_top` gives for ``scores[t]`` with ``count`` wanted and the
-    ``excluded`` mask without ``removed[t]`` (the counterfactual history),
-    ``ids`` mapping positions to item indices as there. The excluded
-    positions are set to -inf, every row is partitioned in one call and
-    only the best ``count`` are sorted, together; a row whose cut splits
-    items tied with its last proposal is redone with :func:`_top`.
-    """
-    rows, width = scores.shape
-    out = np.full((rows, len(items)), MISSING_RANK, np.float32)
-    if rows == 0 or width == 0 or count <= 0 or not len(items):
-        return out
-    found_ids = np.arange(width) if ids is None else ids
-    hidden = np.flatnonzero(excluded[found_ids])
-    masked = np.array(scores, np.float32)
-    if len(hidden):
-        masked[:, hidden] = -np.inf
-        # each row's removed item is no longer the customer's: its score comes back
-        back = np.searchsorted(found_ids, removed)
-        row = np.flatnonzero((back < width) & (found_ids[np.minimum(back, width - 1)] == removed))
-        masked[row, back[row]] = scores[row, back[row]]
-    cut = min(count, width)
-    if cut < width:
-        np.negative(masked, out=masked)
-        part = np.argpartition(masked, cut - 1, axis=1)[:, :cut]
-        np.negative(masked, out=masked)
-    else:
-        part = np.tile(np.arange(width), (rows, 1))
-    values = np.take_along_axis(masked, part, axis=1)
-    order = np.lexsort((part, -values), axis=1)
-    part = np.take_along_axis(part, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    found = found_ids[part]
-    proposed = np.isfinite(values) & (values > 0)
-    rank = np.cumsum(proposed, axis=1)
-    if cut < width:
-        # the partition keeps an arbitrary subset of the items tied at the cut; top_k keeps them all
-        last = np.where(proposed, values, np.inf).min(axis=1)
-        tied = np.flatnonzero(np.isfinite(last) & (last == values[:, -1]))
-        tied = tied[np.count_nonzero(masked[tied] >= last[tied, None], axis=1) > cut]
-    else:
-        tied = np.empty(0, np.int64)
-    order_items = np.argsort(items, kind="stable")
-    sorted_items = items[order_items]
-    t_at, s_at = np.nonzero(proposed)
-    got = found[t_at, s_at]
-    pos = np.minimum(np.searchsorted(sorted_items, got), len(items) - 1)
-    hit = sorted_items[pos] == got
-    out[t_at[hit], order_items[pos[hit]]] = rank[t_at[hit], s_at[hit]]
-    for t in tied.tolist():
-        mask = excluded.copy()
-        mask[int(removed[t])] = False
-        out[t] = _ranks_in(_top(scores[t], count, int(mask.sum()), mask, ids=ids), items)
-    return out
 
 
 def _ranks_in(proposals: npt.NDArray[np.int32], items: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:

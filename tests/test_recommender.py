@@ -351,14 +351,17 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
 
 
 def test_listed_ranks_are_the_ranks_in_top_row_by_row() -> None:
-    from recsys.recommender import _listed_ranks, _ranks_in, _top
+    from recsys.ranks import listed_ranks
+    from recsys.recommender import _ranks_in, _top
 
     rng = np.random.default_rng(7)
-    for trial in range(60):
-        width = int(rng.integers(5, 300))
+    for trial in range(300):
+        width = int(rng.integers(10, 300))
         rows = int(rng.integers(1, 6))
         # coarse values: many ties, some of them across the partition's cut; some zero or negative
         scores = np.round(rng.normal(0.5, 1.0, (rows, width)), 1 if trial % 2 else 3).astype(np.float32)
+        if trial % 5 == 0:  # masked (-inf) or undefined scores are never proposed
+            scores[rng.random(scores.shape) < 0.05] = np.nan if trial % 2 else -np.inf
         ids = np.sort(rng.choice(width * 3, width, replace=False)) if trial % 3 == 0 else None
         n_items = width * 3
         history = rng.choice(n_items, int(rng.integers(0, 20)), replace=False)
@@ -367,7 +370,7 @@ def test_listed_ranks_are_the_ranks_in_top_row_by_row() -> None:
         removed = rng.choice(np.r_[history, rng.integers(0, n_items, 3)], rows).astype(np.int64)
         items = rng.choice(n_items, int(rng.integers(1, 30)), replace=False).astype(np.int32)
         count = int(rng.integers(1, 40))
-        got = _listed_ranks(scores, count, items, excluded, removed, ids=ids)
+        got = listed_ranks(scores, count, items, excluded, removed, ids=ids)
         for t in range(rows):
             mask = excluded.copy()
             mask[removed[t]] = False
@@ -439,3 +442,24 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
         assert np.array_equal(got, want), trial
         partial += max(scanned) < n_items
     assert partial >= 10  # the bound stopped the scan early for many of them
+
+
+def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
+    from recsys.ranking.features import _kept_medians
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        size, rows = int(rng.integers(0, 40)), int(rng.integers(1, 8))
+        if trial % 3 == 0:  # unknown, non-positive and repeated prices
+            prices = rng.choice([np.nan, -1.0, 0.0, 1.0, 2.5, 3.99, 0.1], size).astype(np.float32)
+        else:
+            prices = rng.lognormal(0, 1, size).astype(np.float32)
+        keeps = rng.random((rows, size)) < (0.9 if trial % 2 else 0.5)
+        got = _kept_medians(prices, keeps)
+        for t in range(rows):
+            known = prices[keeps[t]]
+            known = known[np.isfinite(known) & (known > 0)]
+            if len(known):
+                assert got[t].tobytes() == np.float32(np.median(known)).tobytes(), (trial, t)
+            else:
+                assert np.isnan(got[t])
