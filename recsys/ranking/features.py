@@ -266,13 +266,11 @@ def build_feature_stack(
             last = last_by_cat.reshape(m, n_cat)[:, table.category[items]]
             days = np.where(np.isfinite(last), (now - last) / DAY, 365.0)
             put_some("days_since_category", np.clip(days, 0, 365), some & dated)
-        item_prices = table.price[items]
-        for t in np.flatnonzero(some):
-            hist_prices = table.price[hist[keeps[t]]]
-            hist_prices = hist_prices[np.isfinite(hist_prices) & (hist_prices > 0)]
-            if len(hist_prices):
-                ratio = item_prices / np.float32(np.median(hist_prices))
-                out[t, :, FEATURE_INDEX["price_ratio"]] = np.where(np.isfinite(ratio), ratio, 1.0)
+        medians = _kept_medians(table.price[hist], keeps)
+        priced = some & np.isfinite(medians)
+        if priced.any():
+            ratio = table.price[items][None, :] / medians[priced][:, None]
+            out[priced, :, FEATURE_INDEX["price_ratio"]] = np.where(np.isfinite(ratio), ratio, 1.0)
 
     put("popularity", table.popularity[items])
     put("recent_popularity", table.recent_popularity[items])
@@ -286,6 +284,34 @@ def build_feature_stack(
         "n_sources",
         sum((source_ranks[s] < MISSING_RANK).astype(np.float32) for s in source_ranks),
     )
+    return out
+
+
+def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """Per row of ``keeps``, ``np.median`` of the known (finite, positive) ``prices`` it keeps; NaN if none.
+
+    The prices are sorted once; a row's median is its middle kept price, or
+    the float32 mean of its two middle ones (as ``np.median`` takes it), so
+    the values are ``np.median``'s bit for bit without a median per row.
+    """
+    m = keeps.shape[0]
+    out = np.full(m, np.nan, np.float32)
+    known = np.flatnonzero(np.isfinite(prices) & (prices > 0))
+    if not len(known) or not m:
+        return out
+    order = known[np.argsort(prices[known], kind="stable")]
+    ordered = prices[order]
+    kept = keeps[:, order]
+    counts = kept.sum(axis=1)
+    rows = np.flatnonzero(counts > 0)
+    if not len(rows):
+        return out
+    running = np.cumsum(kept[rows], axis=1)
+    c = counts[rows]
+    lower = np.argmax(running > ((c - 1) // 2)[:, None], axis=1)  # the kept price of 0-based rank (c - 1) // 2
+    upper = np.argmax(running > (c // 2)[:, None], axis=1)  # ... and of rank c // 2 (the same one when c is odd)
+    pair = np.stack([ordered[lower], ordered[upper]], axis=1)
+    out[rows] = np.where(c % 2 == 1, ordered[lower], np.mean(pair, axis=1, dtype=np.float32))
     return out
 
 
