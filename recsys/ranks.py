@@ -45,14 +45,33 @@ def listed_ranks(
     indices (ascending); None: positions are item indices.
     """
     rows, width = scores.shape
-    out = np.full((rows, len(items)), MISSING_RANK, np.float32)
-    if rows == 0 or width == 0 or count <= 0 or not len(items):
-        return out
+    if width == 0:
+        return np.full((rows, len(items)), MISSING_RANK, np.float32)
     found = np.arange(width) if ids is None else np.asarray(ids)
-    hidden = np.ascontiguousarray(excluded[found])
+    return ranks_at(
+        scores, count, _positions(found, items), excluded[found], _positions(found, removed), found.astype(np.int64)
+    )
+
+
+def ranks_at(
+    scores: npt.NDArray[np.float32],
+    count: int,
+    item_pos: npt.NDArray[np.int64],
+    hidden: npt.NDArray[np.bool_],
+    removed_pos: npt.NDArray[np.int64],
+    tie: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """:func:`listed_ranks` by positions: ``item_pos`` (-1: not scored, so not proposed) and
+    ``removed_pos`` (-1: none) index the columns of ``scores``, ``hidden`` marks the excluded
+    columns and ``tie`` orders equal scores (lower first: the columns' item indices)."""
+    rows = scores.shape[0]
+    out = np.full((rows, len(item_pos)), MISSING_RANK, np.float32)
+    if rows == 0 or scores.shape[1] == 0 or count <= 0 or not len(item_pos):
+        return out
     _kernel()(
-        np.ascontiguousarray(scores, np.float32), int(count), _positions(found, items), hidden,
-        _positions(found, removed), out,
+        np.ascontiguousarray(scores, np.float32), int(count), np.asarray(item_pos, np.int64),
+        np.ascontiguousarray(hidden, np.bool_), np.asarray(removed_pos, np.int64), np.ascontiguousarray(tie, np.int64),
+        out,
     )
     return out
 
@@ -64,7 +83,7 @@ def _positions(found: npt.NDArray[np.integer[Any]], wanted: npt.NDArray[np.integ
     return np.where(found[at] == wanted, at, -1).astype(np.int64)
 
 
-def _ranks_loop(scores: Any, count: int, item_pos: Any, hidden: Any, removed_pos: Any, out: Any) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
+def _ranks_loop(scores: Any, count: int, item_pos: Any, hidden: Any, removed_pos: Any, tie: Any, out: Any) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
     rows, width = scores.shape
     n = len(item_pos)
     listed = np.empty(n, np.float32)
@@ -98,7 +117,7 @@ def _ranks_loop(scores: Any, count: int, item_pos: Any, hidden: Any, removed_pos
             for j in range(n):
                 if valid[j]:
                     s = listed[j]
-                    if sq > s or (sq == s and q < item_pos[j]):
+                    if sq > s or (sq == s and tie[q] < tie[item_pos[j]]):
                         better[j] += 1
                         if better[j] >= count:  # not proposed: stop counting for it
                             valid[j] = False

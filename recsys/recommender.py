@@ -51,7 +51,7 @@ from recsys.ranking.features import (
 )
 from recsys.ranking.policy import ServingPolicy, active_boundary, apply_policy
 from recsys.ranking.ranker import LambdaRanker, RankerConfig
-from recsys.ranks import listed_ranks
+from recsys.ranks import listed_ranks, ranks_at
 from recsys.retrieval.als import AlsConfig, AlsRetriever
 from recsys.retrieval.buy_again import BuyAgainConfig, BuyAgainRetriever
 from recsys.retrieval.content import ContentConfig, ContentRetriever
@@ -314,7 +314,7 @@ class Stage:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for cache in ("_pool_index", "_popular_order", "_als_index", "_als_norm_index"):  # rebuilt on first use
+        for cache in ("_pool_index", "_popular_order", "_als_index", "_als_norm_index", "_als_norm_position"):  # rebuilt on first use
             state.pop(cache, None)
         return state
 
@@ -347,11 +347,24 @@ class Stage:
         :func:`_top` picks them (best score first, ties to the lower item
         index, only positive scores, the excluded items left out).
         """
+        ids = self.als_norm_index()[0]
+        if len(ids) == 0 or n <= 0:
+            return np.empty(0, np.int32)
+        live, kth = self._als_scan(f, n + n_excluded)
+        found = ids[: len(live)]
+        pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
+        pos = pos[np.lexsort((found[pos], -live[pos]))]
+        pos = pos[np.isfinite(live[pos]) & (live[pos] > 0)]
+        idx = found[pos]
+        if n_excluded:
+            idx = idx[~excluded[idx]]
+        return idx[:n].astype(np.int32)
+
+    def _als_scan(self, f: npt.NDArray[np.float32], want: int) -> tuple[npt.NDArray[np.float32], float]:
+        """:meth:`als_top`'s pruned scan: the scores of the first items in norm order (a prefix
+        holding the ``want`` best) and the ``want``-th best of them (-inf if fewer)."""
         ids, factors, norms = self.als_norm_index()
         total = len(ids)
-        want = n + n_excluded
-        if total == 0 or n <= 0:
-            return np.empty(0, np.int32)
         bound = float(np.linalg.norm(f.astype(np.float64)))
         scores = np.empty(total, np.float32)
         end = min(total, max(4 * want, total // 4))
@@ -364,14 +377,45 @@ class Stage:
             grown = min(total, 2 * end)
             np.matmul(factors[end:grown], f, out=scores[end:grown])
             end = grown
+        return live, float(kth)
+
+    def als_ranks(
+        self,
+        f: npt.NDArray[np.float32],
+        n: int,
+        n_excluded: int,
+        excluded: npt.NDArray[np.bool_],
+        items: npt.NDArray[np.int32],
+    ) -> npt.NDArray[np.float32]:
+        """Each of ``items``' 1-based rank in :meth:`als_top` ``(f, n, n_excluded, excluded)``,
+        ``MISSING_RANK`` if not proposed, without sorting the proposals.
+
+        The same scan gives the same scores; the prefix it scores holds every
+        item that can beat a proposed one, so an item's rank is one plus the
+        scanned, not excluded, positive items that beat it (higher score, or
+        equal with a lower item index), when that is at most ``n``
+        (:func:`recsys.ranks.ranks_at`); an item outside the prefix is not
+        proposed (tested against :meth:`als_top`).
+        """
+        ids = self.als_norm_index()[0]
+        if len(ids) == 0 or n <= 0:
+            return np.full(len(items), MISSING_RANK, np.float32)
+        live = self._als_scan(f, n + n_excluded)[0]
+        end = len(live)
         found = ids[:end]
-        pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
-        pos = pos[np.lexsort((found[pos], -live[pos]))]
-        pos = pos[np.isfinite(live[pos]) & (live[pos] > 0)]
-        idx = found[pos]
-        if n_excluded:
-            idx = idx[~excluded[idx]]
-        return idx[:n].astype(np.int32)
+        where = self.als_norm_position()[items]
+        item_pos = np.where(where < end, where, -1)
+        return ranks_at(live[None, :], n, item_pos, excluded[found], np.array([-1]), found.astype(np.int64))[0]
+
+    def als_norm_position(self) -> npt.NDArray[np.int64]:
+        """Each item's position in :meth:`als_norm_index`'s order (len(ids) for items without factors; cached)."""
+        at = self.__dict__.get("_als_norm_position")
+        if at is None:
+            ids = self.als_norm_index()[0]
+            at = np.full(max(len(self.interactions.items), int(ids.max(initial=-1)) + 1), len(ids), np.int64)
+            at[ids] = np.arange(len(ids))
+            self._als_norm_position = at
+        return at
 
     def als_norm_index(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
         """Items with nonzero ALS factors by decreasing factor norm: their indices, factors
@@ -688,7 +732,7 @@ class Stage:
                 # the proposals as candidates() makes them (the pruned scan), for this history
                 x, was_there = int(gone[t]), not keeps[t].all()
                 in_history[x] = in_history[x] and not was_there
-                source_ranks["als"][t] = _ranks_in(self.als_top(f, counts.als, int(nnz[t]), in_history), items)
+                source_ranks["als"][t] = self.als_ranks(f, counts.als, int(nnz[t]), in_history, items)
                 in_history[x] = in_history[x] or was_there
         if ease is not None:
             modelled = np.repeat(ease_base[None, :], m, axis=0)

@@ -406,7 +406,7 @@ def test_removal_features_are_the_from_scratch_features(model: Recommender, inte
 def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(model: Recommender) -> None:
     import copy
 
-    from recsys.recommender import _top
+    from recsys.recommender import _ranks_in, _top
 
     rng = np.random.default_rng(11)
     n_items, dim = 6000, 16
@@ -416,6 +416,7 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
     ids = np.sort(rng.choice(n_items * 2, n_items, replace=False)).astype(np.int32)
     stage = copy.copy(model.stage_)
     stage.__dict__.pop("_als_norm_index", None)
+    stage.__dict__.pop("_als_norm_position", None)
     stage._als_index = (ids, factors)
     by_norm_ids, by_norm, norms = stage.als_norm_index()
     scanned: list[int] = []
@@ -441,6 +442,9 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
         want = _top(factors @ f, n, len(history), excluded, ids=ids)
         assert np.array_equal(got, want), trial
         partial += max(scanned) < n_items
+        # the check's ranks of listed items: proposed ones, excluded ones, ones without factors, far down ones
+        listed = np.unique(np.r_[got[:: max(1, len(got) // 7)], history[:3], rng.integers(0, n_items * 2, 8)]).astype(np.int32)
+        assert np.array_equal(stage.als_ranks(f, n, len(history), excluded, listed), _ranks_in(got, listed)), trial
     assert partial >= 10  # the bound stopped the scan early for many of them
 
 
