@@ -74,13 +74,23 @@ class Attribution:
 
     def by_group(self) -> dict[str, float]:
         """Summed SHAP per feature group (groups without a nonzero contribution are absent)."""
+        return dict(self._by_group)
+
+    def feature_shap(self) -> dict[str, float]:
+        """SHAP value per feature name (every feature, zeros included)."""
+        return dict(self._feature_shap)
+
+    # computed once: the explainer reads both for every candidate reason of the item, in two passes
+
+    @cached_property
+    def _by_group(self) -> dict[str, float]:
         groups, codes = _group_codes(self.feature_names)
         present = np.bincount(codes[self.order], minlength=len(groups)) > 0
         sums = np.bincount(codes, weights=self.shap_values, minlength=len(groups))
         return {g: float(v) for g, v, p in zip(groups, sums.tolist(), present.tolist(), strict=True) if p}
 
-    def feature_shap(self) -> dict[str, float]:
-        """SHAP value per feature name (every feature, zeros included)."""
+    @cached_property
+    def _feature_shap(self) -> dict[str, float]:
         return dict(zip(self.feature_names, self.shap_values.tolist(), strict=True))
 
     def top(self, n: int) -> tuple[Contribution, ...]:

@@ -25,12 +25,16 @@ from explain.errors import (
     ModelMismatchError,
     UntruthfulReasonError,
 )
-from explain.evidence import Evidence, EvidenceConfig, EvidenceFinder
+from explain.evidence import SOURCE_OF, Evidence, EvidenceConfig, EvidenceFinder
 from explain.reasons import FALLBACK, Reason, choose
 from explain.rules import violations
 from explain.templates import Templates
 
 logger = logging.getLogger("explain")
+
+
+# the groups whose reasons all cite a history item
+HISTORY_GROUPS: frozenset[str] = frozenset(SOURCE_OF.values())
 
 
 def _with_alternatives(found: list[Evidence]) -> list[Evidence]:
@@ -192,16 +196,22 @@ class Explainer:
 
             check = ListCheck(model, ranked, filters=filters, now=now, budget=self.config.counterfactual_budget)
         memo: dict[tuple[int, str], list[Evidence]] = {}
+        checked: dict[int, tuple[Evidence, list[str]]] = {}  # each candidate's rule check, for the second pass
         reported: set[int] = set()
         scored_positions = [j for j in range(len(items)) if j in attributions]
         if check is not None:
             # first the plan: every history-citing candidate each item would try before its first
             # other acceptable reason; then one batched re-scoring of the removals chosen from them
             for j in scored_positions:
-                self._reason(ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported, plan=True)
+                self._reason(
+                    ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported,
+                    plan=True, checked=checked,
+                )
             check.run()
         reasons = {
-            j: self._reason(ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported)
+            j: self._reason(
+                ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported, checked=checked
+            )
             for j in scored_positions
         }
         out = []
@@ -255,6 +265,7 @@ class Explainer:
         reported: set[int] | None = None,
         *,
         plan: bool = False,
+        checked: dict[int, tuple[Evidence, list[str]]] | None = None,
     ) -> Reason:
         """The item's reason.
 
@@ -264,12 +275,15 @@ class Explainer:
         candidate is shown only if the check ran for it and passed.
         ``memo`` keeps the evidence found per (position, group) and
         ``reported`` the candidates whose rule violations were already
-        reported, so the second pass costs no new evidence and counts nothing twice.
+        reported and ``checked`` their rule checks, so the second pass costs no
+        new evidence or rule check and counts nothing twice.
         """
         memo = {} if memo is None else memo
         reported = set() if reported is None else reported
 
         def candidates(group: str) -> list[Evidence]:
+            if check is not None and group in HISTORY_GROUPS and not check.can_pass(position):
+                return []  # its rank among the checked items cannot worsen: no history-citing reason can pass
             key = (position, group)
             if key not in memo:
                 found = self.finder.candidates(group, customer, it.index, it.features, row=row, now=now)
@@ -295,7 +309,7 @@ class Explainer:
 
         ev, shap = choose(
             attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
-            on_violation=on_violation, accept=accept,
+            on_violation=on_violation, accept=accept, checked=checked,
         )
         if ev is None:
             text = self.templates.render(FALLBACK, {})

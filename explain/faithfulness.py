@@ -160,14 +160,25 @@ class ListCheck:
         self.now = now
         self.budget = budget
         self.basis = getattr(ranked, "basis", None)  # the history the list was ranked from, and its work
-        self.items = np.asarray([it.index for it in ranked.items], dtype=np.int64)
-        self.before = np.asarray([it.score for it in ranked.items], dtype=np.float64)
+        items = [it.index for it in ranked.items]
+        before = [it.score for it in ranked.items]
+        runner_up = getattr(ranked, "runner_up", None)  # the pool's next item: the last item can fall below it
+        if runner_up is not None:
+            items.append(runner_up[0])
+            before.append(runner_up[1])
+        self.items = np.asarray(items, dtype=np.int64)
+        self.before = np.asarray(before, dtype=np.float64)
         self.rank_before = _ranks(self.items, self.before)
         self._passed: dict[int, npt.NDArray[np.bool_]] = {}
         self._wants: dict[int, list[int]] = {}  # position -> wanted X's in preference order
         self.rescored = 0
         self.rejected = 0
         self.unchecked = 0
+
+    def can_pass(self, position: int) -> bool:
+        """Whether the item at ``position`` can pass at all: its rank among the checked items can
+        still worsen (not the bottom one; the list's last item is not, when the pool's next item is known)."""
+        return bool(self.rank_before[position] < len(self.items))
 
     def want(self, position: int, cited: int) -> None:
         """Note that the item at ``position`` has a candidate reason citing history item ``cited``."""

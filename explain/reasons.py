@@ -68,6 +68,7 @@ def choose(
     feature_shap: Mapping[str, float],
     on_violation: Callable[[Evidence, list[str]], None] | None = None,
     accept: Callable[[Evidence], bool] | None = None,
+    checked: dict[int, tuple[Evidence, list[str]]] | None = None,
 ) -> tuple[Evidence | None, float | None]:
     """The first candidate reason, in group order, that breaks no rule; ``(None, None)`` if none.
 
@@ -78,13 +79,21 @@ def choose(
     features do not raise the score is skipped silently (that is the normal
     way a group's evidence does not qualify, not a violation). ``accept``, if
     given, has the last word on a candidate that passed the rules (the
-    optional counterfactual check).
+    optional counterfactual check). ``checked`` keeps each candidate's rule
+    check by ``id``, for a caller that offers the same candidates (for the
+    same item) again.
     """
     for group, shap in rank_groups(group_shap):
         for ev in candidates(group):
             if not all(sum(feature_shap.get(f, 0.0) for f in fs) > 0 for fs in BACKING.get(ev.reason_type, ())):
                 continue
-            problems = violations(ev, history=history, shap=feature_shap)
+            seen = None if checked is None else checked.get(id(ev))
+            if seen is not None and seen[0] is ev:
+                problems = seen[1]
+            else:
+                problems = violations(ev, history=history, shap=feature_shap)
+                if checked is not None:
+                    checked[id(ev)] = (ev, problems)
             if problems:
                 if on_violation is not None:
                     on_violation(ev, problems)

@@ -182,6 +182,9 @@ class RankedList:
     # the history the list was ranked from and the work on it that does not depend on the
     # candidates (None for cold start): the explanations read the same history and reuse the work
     basis: ListBasis | None = field(default=None, compare=False, repr=False)
+    # the pool's next item after the list, (item index, score), when the list is the pool's top k by
+    # the ranker's score (no serving policy): the explanations' check sees whether an item falls below it
+    runner_up: tuple[int, float] | None = field(default=None, compare=False, repr=False)
 
     @property
     def item_ids(self) -> list[str]:
@@ -1549,10 +1552,16 @@ class Recommender:
             return self._popular(customer, k, filters, "known", now)
         scores = self.ranker_.predict(cs.features[idx])
         key = scores
-        if policy is not None and not policy.is_identity:
+        reordered = policy is not None and not policy.is_identity
+        if reordered:
             kept, key = apply_policy(policy, scores, cs.features[idx], boundary=active_boundary(self))
             idx, scores = idx[kept], scores[kept]
-        order = np.lexsort((cs.items[idx], -key))[:k]
+        order = np.lexsort((cs.items[idx], -key))[: k + 1]
+        runner_up = None
+        if len(order) > k:
+            if not reordered:
+                runner_up = (int(cs.items[idx[order[k]]]), float(scores[order[k]]))
+            order = order[:k]
         ranked = tuple(
             RankedItem(
                 item_id=str(stage.interactions.items.ids[cs.items[idx[o]]]),
@@ -1564,7 +1573,9 @@ class Recommender:
             )
             for r, o in enumerate(order)
         )
-        return RankedList(customer, "known", ranked, self.version_, filters=filters, now=now, basis=cs.basis)
+        return RankedList(
+            customer, "known", ranked, self.version_, filters=filters, now=now, basis=cs.basis, runner_up=runner_up
+        )
 
     def _filter_mask(self, items: npt.NDArray[np.int32], filters: Filters) -> npt.NDArray[np.bool_]:
         keep = self._active_mask()[items].copy()

@@ -385,8 +385,10 @@ def test_list_check_is_the_batched_score_without(model: Recommender, inter: Inte
     filters = Filters(allow_repeats=False)
     customer = known_customers(inter)[4]
     ranked = model.recommend(customer, 10, filters=filters)
-    items = np.asarray([it.index for it in ranked.items])
-    before = np.asarray([it.score for it in ranked.items])
+    assert ranked.runner_up is not None
+    # the list and the pool's next item: the list's last item can fall below it
+    items = np.asarray([it.index for it in ranked.items] + [ranked.runner_up[0]])
+    before = np.asarray([it.score for it in ranked.items] + [ranked.runner_up[1]])
     history = model.history_row(customer).indices[:3].tolist()
     check = ListCheck(model, ranked, filters=filters, budget=2)
     for x in history:  # the item at position 0 would cite these, in this order; position 1 only the third
@@ -403,7 +405,34 @@ def test_list_check_is_the_batched_score_without(model: Recommender, inter: Inte
         without.eliminate_zeros()
         after = model.score_items(customer, items, history=without, filters=filters)
         want = (after < before) & (_ranks(items, after) > _ranks(items, before))
-        assert [check.verdict(p, x) for p in range(len(items))] == want.tolist()
+        assert [check.verdict(p, x) for p in range(len(ranked.items))] == want[:-1].tolist()
+
+
+def test_the_runner_up_is_the_pools_next_item_and_lets_the_last_item_cite_history(
+    model: Recommender, inter: Interactions
+) -> None:
+    from recsys.ranking.policy import ServingPolicy
+
+    filters = Filters(allow_repeats=False)
+    explainer = Explainer(model, ExplainerConfig(strict=True))
+    last_cited = 0
+    for customer in known_customers(inter, 12):
+        ranked = model.recommend(customer, 10, filters=filters)
+        longer = model.recommend(customer, 11, filters=filters)
+        assert [(it.index, it.score) for it in ranked.items] == [(it.index, it.score) for it in longer.items[:10]]
+        assert ranked.runner_up == (longer.items[10].index, longer.items[10].score)
+        out = explainer.explain(ranked)
+        last_cited += out[-1].reason.cited is not None
+        assert all(r.passed for r in check_list(model, ranked, out))
+    assert last_cited > 0  # the bottom item can pass by falling below the runner-up
+    customer = known_customers(inter)[0]
+    # no runner-up when the pool ends with the list, or when a policy re-orders it (then the list is not
+    # the pool's top and its last item gets no history-citing reason)
+    everything = model.recommend(customer, len(inter.items), filters=filters)
+    assert everything.runner_up is None
+    assert everything.items and explainer.explain(everything)[-1].reason.cited is None
+    reordered = model.recommend(customer, 10, filters=filters, policy=ServingPolicy(rerank_strength=0.5))
+    assert reordered.items and reordered.runner_up is None
 
 
 def test_a_zero_budget_shows_no_history_reason(model: Recommender, inter: Interactions) -> None:
