@@ -317,7 +317,9 @@ class Stage:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for cache in ("_pool_index", "_popular_order", "_als_index", "_als_norm_index", "_als_norm_position"):  # rebuilt on first use
+        for cache in (  # rebuilt on first use
+            "_pool_index", "_popular_order", "_popular_position", "_als_index", "_als_norm_index", "_als_norm_position",
+        ):
             state.pop(cache, None)
         return state
 
@@ -579,6 +581,53 @@ class Stage:
             out = np.union1d(out, catpop.items).astype(np.int32)
         return out
 
+    def _popularity_ranks_without(
+        self,
+        in_history: npt.NDArray[np.bool_],
+        n_history: int,
+        items: npt.NDArray[np.int32],
+        gone: npt.NDArray[np.int64],
+        keeps: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.float32]:
+        """Each removal's ranks of ``items`` in :meth:`popularity_proposals` without a category.
+
+        The proposals are the first ``count`` items of the popularity order
+        outside the history (the head of ``count + history`` items always
+        holds them), so an item's rank is one plus the items outside the
+        history before it, plus one if the removed item, back outside it,
+        comes before it; the same ranks as proposing per removal (tested).
+        """
+        count = self.config.candidates.popularity
+        m, n = len(gone), len(items)
+        out = np.full((m, n), MISSING_RANK, np.float32)
+        if not m or not n or count <= 0:
+            return out
+        order = self.popular_order()
+        head = order[: count + n_history]
+        place = self.popular_position()
+        outside = ~in_history[head]
+        before = np.cumsum(outside) - outside  # items outside the history ahead of each head position
+        at = place[items]  # len(order) for items with no popularity
+        listed_in_head = at < len(head)
+        head_at = np.where(listed_in_head, at, 0)
+        was_there = ~keeps.all(axis=1)  # the removal took an item out of the history
+        gone_at = np.where(was_there, place[gone], len(order))
+        rank = before[head_at][None, :] + 1 + (gone_at[:, None] < at[None, :])
+        eligible = listed_in_head[None, :] & (~in_history[items][None, :] | (items[None, :] == gone[:, None]) & was_there[:, None])
+        ok = eligible & (rank <= count)
+        out[ok] = rank[ok]
+        return out
+
+    def popular_position(self) -> npt.NDArray[np.int64]:
+        """Each item's position in :meth:`popular_order` (len(order) for items not in it; cached)."""
+        at = self.__dict__.get("_popular_position")
+        if at is None:
+            order = self.popular_order()
+            at = np.full(len(self.interactions.items), len(order), np.int64)
+            at[order] = np.arange(len(order))
+            self._popular_position = at
+        return at
+
     def removal_features(
         self,
         customer: str,
@@ -780,19 +829,21 @@ class Stage:
             ba_ratio[dropped] = 0
         source_scores["buy_again"] = ba_scores
         if allow_repeats:
-            source_ranks["buy_again"] = np.stack([
-                _ranks_in(_buy_again_proposals(repeats.restrict(repeats.items != x), due[repeats.items != x], counts.buy_again), items)
-                for x in gone.tolist()
-            ]) if m else np.zeros((0, n), np.float32)
-        popularity = []
-        for t, x in enumerate(gone.tolist()):
-            was_there = not keeps[t].all()  # x was in the history: out of the mask for this removal only
-            in_history[x] = in_history[x] and not was_there
-            popularity.append(_ranks_in(
-                self.popularity_proposals(customer, int(nnz[t]), lambda head: in_history[head], category=category), items
-            ))
-            in_history[x] = in_history[x] or was_there
-        source_ranks["popularity"] = np.stack(popularity) if m else np.zeros((0, n), np.float32)
+            source_ranks["buy_again"] = _buy_again_ranks_without(repeats, due, counts.buy_again, items, gone)
+        if category is None:
+            # the global head: each removal lets its item back in, ahead of the items after it
+            source_ranks["popularity"] = self._popularity_ranks_without(in_history, len(old), items, gone, keeps)
+        else:
+            popularity = []
+            for t, x in enumerate(gone.tolist()):
+                was_there = not keeps[t].all()  # x was in the history: out of the mask for this removal only
+                in_history[x] = in_history[x] and not was_there
+                popularity.append(_ranks_in(
+                    self.popularity_proposals(customer, int(nnz[t]), lambda head: in_history[head], category=category),
+                    items,
+                ))
+                in_history[x] = in_history[x] or was_there
+            source_ranks["popularity"] = np.stack(popularity) if m else np.zeros((0, n), np.float32)
         n_events = np.array([
             max(int(base.n_events - base.purchases[~keeps[t]].sum()), int(nnz[t])) for t in range(m)
         ], np.int64)
@@ -835,6 +886,33 @@ def _top(
     if n_excluded:
         idx = idx[~excluded[idx]]
     return idx[:n].astype(np.int32)
+
+
+def _buy_again_ranks_without(
+    repeats: Any, due: npt.NDArray[np.float64], count: int, items: npt.NDArray[np.int32], gone: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    """Each removal's ranks of ``items`` in :func:`_buy_again_proposals` of ``repeats`` without the removed item.
+
+    The proposals are the most due pairs in one fixed order (due, then item),
+    so without item x an item's place is its place in the whole order, one
+    less if x came before it; it is proposed if that place is within
+    ``count`` and it is due at all. Tested against proposing per removal.
+    """
+    m, n = len(gone), len(items)
+    out = np.full((m, n), MISSING_RANK, np.float32)
+    if not m or not n or not len(repeats) or count <= 0:
+        return out
+    order = np.lexsort((repeats.items, -due))
+    place = np.empty(len(order), np.int64)
+    place[order] = np.arange(len(order))
+    pos = np.minimum(np.searchsorted(repeats.items, items), len(repeats) - 1)
+    listed = (repeats.items[pos] == items) & (due[pos] > 0)
+    gpos = np.minimum(np.searchsorted(repeats.items, gone), len(repeats) - 1)
+    gone_place = np.where(repeats.items[gpos] == gone, place[gpos], len(order))
+    at = place[pos][None, :] - (gone_place[:, None] < place[pos][None, :])
+    ok = listed[None, :] & (at < count) & (items[None, :] != gone[:, None])
+    out[ok] = at[ok] + 1
+    return out
 
 
 def _ranks_in(proposals: npt.NDArray[np.int32], items: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:

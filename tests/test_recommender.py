@@ -467,3 +467,46 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
                 assert got[t].tobytes() == np.float32(np.median(known)).tobytes(), (trial, t)
             else:
                 assert np.isnan(got[t])
+
+
+def test_buy_again_ranks_without_each_item_are_the_proposals_ranks() -> None:
+    from recsys.recommender import _buy_again_proposals, _buy_again_ranks_without, _ranks_in
+    from recsys.retrieval.buy_again import RepeatPairs
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        size = int(rng.integers(0, 60))
+        items = np.sort(rng.choice(200, size, replace=False)).astype(np.int32)
+        pairs = RepeatPairs(items, rng.integers(2, 9, size).astype(np.int32), rng.normal(size=size), rng.random(size))
+        # coarse due scores: ties broken by item; some not due at all
+        due = np.round(rng.normal(0.5, 1.0, size), 1)
+        count = int(rng.integers(1, 30))
+        listed = rng.choice(200, 25, replace=False).astype(np.int32)
+        gone = np.r_[rng.choice(items, min(size, 4), replace=False), rng.integers(0, 200, 2)].astype(np.int64)
+        got = _buy_again_ranks_without(pairs, due, count, listed, gone)
+        for t, x in enumerate(gone.tolist()):
+            keep = pairs.items != x
+            want = _ranks_in(_buy_again_proposals(pairs.restrict(keep), due[keep], count), listed)
+            assert np.array_equal(got[t], want), (trial, t)
+
+
+def test_popularity_ranks_without_each_item_are_the_proposals_ranks(model: Recommender, inter: Interactions) -> None:
+    from recsys.recommender import _ranks_in
+
+    stage = model.stage_
+    rng = np.random.default_rng(6)
+    order = stage.popular_order()
+    n_items = len(inter.items)
+    for trial in range(40):
+        history = np.sort(rng.choice(order[:80], int(rng.integers(0, 40)), replace=False))
+        in_history = np.zeros(n_items, bool)
+        in_history[history] = True
+        gone = np.r_[rng.choice(history, min(len(history), 5), replace=False), rng.integers(0, n_items, 2)].astype(np.int64)
+        keeps = history[None, :] != gone[:, None]
+        listed = np.unique(np.r_[order[:60:3], history[:4], rng.integers(0, n_items, 6)]).astype(np.int32)
+        got = stage._popularity_ranks_without(in_history, len(history), listed, gone, keeps)
+        for t, x in enumerate(gone.tolist()):
+            mask = in_history.copy()
+            mask[x] = False
+            want = _ranks_in(stage.popularity_proposals("c", int(keeps[t].sum()), lambda head, mask=mask: mask[head]), listed)
+            assert np.array_equal(got[t], want), (trial, t)
