@@ -293,3 +293,21 @@ def test_unknown_customers_get_no_explanation(als: AlsRetriever) -> None:
 def test_bad_config_is_rejected_at_fit(retriever: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         retriever.fit(clusters())
+
+
+@pytest.mark.parametrize("scaling", ["log", "linear", "bm25"])
+def test_als_confidences_of_a_csr_row_are_the_general_paths(scaling: str) -> None:
+    from recsys.retrieval.copurchase import history_row
+
+    model = small_als(scaling=scaling).fit(clusters())
+    n_items = len(model.interactions_.items)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        cols = np.sort(rng.choice(n_items, int(rng.integers(0, n_items)), replace=False))
+        data = rng.choice([-1.0, 0.0, np.nan, 0.5, 1.0, 3.0, 7.25], len(cols)).astype(np.float32)
+        row = sp.csr_matrix((data, cols, [0, len(cols)]), shape=(1, n_items))
+        items, conf = model._confidences(row)  # the fast path (log, linear) on the served row
+        scaled = model._scale(history_row(row.toarray()[0], model.interactions_))  # the general steps
+        keep = scaled.data > 0
+        assert np.array_equal(items, scaled.indices[keep])
+        assert conf.tobytes() == (model.config.alpha * scaled.data[keep].astype(np.float64)).tobytes()

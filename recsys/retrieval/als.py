@@ -200,6 +200,19 @@ class AlsRetriever(_FactorScores, BaseRetriever):
         self, customer_or_row: HistoryLike
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
         """History items and their confidences ``alpha * s(w)`` (positive only)."""
+        if (
+            self.config.scaling != "bm25" and isinstance(customer_or_row, sp.csr_matrix)
+            and customer_or_row.shape == (1, len(self.interactions_.items))
+        ):
+            # a served history row: the same float32 steps as history_row and _scale, on the arrays alone
+            # (no two sparse copies per list); bm25 weighs by the whole row, so it takes the general path
+            data = customer_or_row.data.astype(np.float32)
+            data[data < 0] = 0
+            if self.config.scaling == "log":
+                data = np.log1p(data)
+            data[data < 0] = 0
+            keep = data > 0
+            return customer_or_row.indices[keep], self.config.alpha * data[keep].astype(np.float64)
         row = self._scale(history_row(customer_or_row, self.interactions_))
         keep = row.data > 0
         return row.indices[keep], self.config.alpha * row.data[keep].astype(np.float64)
