@@ -21,6 +21,7 @@ reads customer attributes. Unknown customers get no evidence.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -275,6 +276,7 @@ class EvidenceFinder:
         self._catalog_for: Any = None
         self._sim_for: Any = None
         self._sim_csc: sp.csc_matrix | None = None
+        self._kind_row: tuple[Any, int, list[int], list[int]] | None = None  # see interaction()
         # the groups that can back a reason, each with its evidence lookup
         self._groups = {
             "copurchase": self._copurchase, "als": self._als, "ease": self._ease, "content": self._content,
@@ -335,10 +337,15 @@ class EvidenceFinder:
         kinds = self.kinds()
         if u < 0 or u >= kinds.shape[0]:
             return None
-        lo, hi = kinds.indptr[u], kinds.indptr[u + 1]
-        pos = np.searchsorted(kinds.indices[lo:hi], item)
-        if pos < hi - lo and kinds.indices[lo + pos] == item:
-            return _KIND_NAMES.get(int(kinds.data[lo + pos]))
+        # the last customer's row as lists: a list's evidence asks about the same customer tens of times
+        row = self._kind_row
+        if row is None or row[0] is not kinds or row[1] != u:
+            lo, hi = kinds.indptr[u], kinds.indptr[u + 1]
+            row = self._kind_row = (kinds, u, kinds.indices[lo:hi].tolist(), kinds.data[lo:hi].tolist())
+        indices = row[2]
+        pos = bisect_left(indices, item)
+        if pos < len(indices) and indices[pos] == item:
+            return _KIND_NAMES.get(row[3][pos])
         return None
 
     def title(self, item: int) -> str | None:
@@ -356,8 +363,10 @@ class EvidenceFinder:
         return None if c is None else str(c)
 
     def _history_item(self, u: int, item: int, contribution: float | None, **figures: Any) -> EvidenceItem:
+        self._catalog()
+        title = self._titles[item]
         return EvidenceItem(
-            item=int(item), item_id=self.item_id(item), title=self.title(item), role="history",
+            item=int(item), item_id=str(self._ids[item]), title=None if title is None else str(title), role="history",
             interaction=self.interaction(u, item), contribution=contribution, figures=figures,
         )
 
