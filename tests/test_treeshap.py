@@ -105,3 +105,30 @@ def test_a_model_the_tables_cannot_cover_falls_back_to_lightgbm() -> None:
     ranker.feature_names_ = ("a", "b")
     assert ranker.shap_tables_ is None
     np.testing.assert_array_equal(ranker.contributions(x[:20]), booster.predict(x[:20], pred_contrib=True))
+
+
+def test_compiled_trees_give_lightgbms_scores_bit_for_bit() -> None:
+    from recsys.ranking.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(4)
+    width, groups, per = len(FEATURE_NAMES), 60, 20
+    x = rng.normal(size=(groups * per, width)).astype(np.float32)
+    x[:, 5] = rng.integers(0, 3, size=len(x))
+    x[rng.random(x.shape) < 0.05] = np.nan  # missing values in training: NaN-as-missing splits
+    x[:, 7] = np.where(rng.random(len(x)) < 0.3, 0.0, x[:, 7])
+    y = (np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 3]) - x[:, 5] + rng.normal(scale=0.5, size=len(x)) > 0.5)
+    for extra in ({}, {"zero_as_missing": True}):
+        ranker = LambdaRanker(
+            RankerConfig(n_estimators=25, num_leaves=15, min_child_samples=5, seeds=(1, 2), extra=extra)
+        ).fit(x, y.astype(float), np.full(groups, per))
+        assert ranker.forest_ is not None
+        tiny = np.repeat(np.array([1e-35, -1e-35, 2e-35, -2e-35, 0.0, np.nan], np.float32)[:, None], width, axis=1)
+        rows = np.concatenate([_rows_with_edges(ranker.booster_, rng, 300, width).astype(np.float32), tiny, x[:200]])
+        ours = ranker.predict(rows)
+        theirs = ranker.lightgbm_predict(rows)
+        assert ours.dtype == theirs.dtype == np.float64
+        assert ours.tobytes() == theirs.tobytes()
+        assert ranker.predict(rows[:0]).shape == (0,)
+        unpickled = pickle.loads(pickle.dumps(ranker))
+        assert "_forest" not in unpickled.__dict__
+        assert unpickled.predict(rows).tobytes() == theirs.tobytes()

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from recsys.errors import BundleError, NotFittedError, TrainingDataError
 from recsys.ranking.features import FEATURE_NAMES
+from recsys.ranking.forest import Forest, build_forest
 from recsys.ranking.treeshap import PathTables, build_tables
 
 # Monotone in the retrievers: an item may only gain from a higher retriever score and
@@ -109,7 +110,8 @@ class LambdaRanker:
             )
             self.boosters_.append(lgb.train(params, data, num_boost_round=c.n_estimators))
         self.feature_names_ = tuple(feature_names)
-        self.__dict__.pop("_merged", None)
+        for derived in ("_merged", "_shap_tables", "_forest"):  # of the previous fit, if any
+            self.__dict__.pop(derived, None)
         self.booster_  # noqa: B018 -- merged now, not on the first request
         return self
 
@@ -134,8 +136,29 @@ class LambdaRanker:
         return merged
 
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """Scores, shape (rows,): the seeds' average."""
+        """Scores, shape (rows,): the seeds' average.
+
+        By the merged booster's trees as arrays (:mod:`recsys.ranking.forest`,
+        LightGBM's scores bit for bit), or by LightGBM (:meth:`lightgbm_predict`)
+        for a model they do not cover.
+        """
+        forest = self.forest_
+        if forest is None:
+            return self.lightgbm_predict(features)
+        return forest.predict(features)
+
+    def lightgbm_predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """:meth:`predict` by LightGBM's own ``Booster.predict``."""
         return np.asarray(self.booster_.predict(features, num_threads=1), dtype=np.float64)
+
+    @property
+    def forest_(self) -> Forest | None:
+        """The merged booster as a :class:`~recsys.ranking.forest.Forest` (None if it has categorical
+        or linear trees); built on first use, kept for the ranker's life."""
+        self._check()
+        if "_forest" not in self.__dict__:
+            self.__dict__["_forest"] = build_forest(self.booster_)
+        return self.__dict__["_forest"]  # type: ignore[no-any-return]
 
     def contributions(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """TreeSHAP contributions, shape (rows, features + 1); the last column is the base value.
@@ -169,6 +192,7 @@ class LambdaRanker:
         state = dict(self.__dict__)
         state.pop("_merged", None)  # rebuilt from the boosters when unpickled
         state.pop("_shap_tables", None)  # rebuilt on first use
+        state.pop("_forest", None)  # rebuilt on first use
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
