@@ -224,7 +224,8 @@ class AlsRetriever(_FactorScores, BaseRetriever):
         y = self.item_factors_[items].astype(np.float64)
         a = self.gram_ + self.config.regularization * np.eye(self.gram_.shape[0])
         a += (y.T * (confidence - 1.0)) @ y
-        return sla.cho_factor(a)
+        # the model's factors and a history's confidences are finite; a is this call's own array
+        return sla.cho_factor(a, check_finite=False, overwrite_a=True)
 
     def _target(
         self, items: npt.NDArray[np.int32], confidence: npt.NDArray[np.float64]
