@@ -384,33 +384,57 @@ class Stage:
             end = grown
         return live, float(kth)
 
-    def als_ranks(
+    def als_ranks_many(
         self,
-        f: npt.NDArray[np.float32],
+        factors: npt.NDArray[np.float32],
         n: int,
-        n_excluded: int,
+        n_excluded: npt.NDArray[np.integer[Any]],
         excluded: npt.NDArray[np.bool_],
+        back: npt.NDArray[np.integer[Any]],
         items: npt.NDArray[np.int32],
     ) -> npt.NDArray[np.float32]:
-        """Each of ``items``' 1-based rank in :meth:`als_top` ``(f, n, n_excluded, excluded)``,
-        ``MISSING_RANK`` if not proposed, without sorting the proposals.
+        """Each of ``items``' 1-based rank in :meth:`als_top` for each row of ``factors`` (a user
+        factor), ``MISSING_RANK`` if not proposed, without sorting any proposals.
 
-        The same scan gives the same scores; the prefix it scores holds every
-        item that can beat a proposed one, so an item's rank is one plus the
-        scanned, not excluded, positive items that beat it (higher score, or
-        equal with a lower item index), when that is at most ``n``
-        (:func:`recsys.ranks.ranks_at`); an item outside the prefix is not
-        proposed (tested against :meth:`als_top`).
+        Row ``t``'s history is ``excluded`` with item ``back[t]`` taken out of
+        it (-1: none) and ``n_excluded[t]`` items. One matrix product scans
+        the catalogue by decreasing norm for every row, in chunks that double,
+        until every row's stopping rule of :meth:`als_top` holds (with the
+        largest ``n + n_excluded`` of the rows, which only scans more). The
+        prefix scanned then holds every item that can beat a proposed one, so
+        an item's rank is one plus the scanned, not excluded, positive items
+        that beat it (higher score, or equal with a lower item index), when
+        that is at most ``n`` (:func:`recsys.ranks.ranks_at`); an item outside
+        the prefix is not proposed (tested against :meth:`als_top`). The product's
+        float32 rounding may differ in the last bits from one row's scan
+        (another BLAS kernel), as the check's downdated factors already do
+        from a from-scratch fold-in (see :meth:`removal_features`).
         """
-        ids = self.als_norm_index()[0]
-        if len(ids) == 0 or n <= 0:
-            return np.full(len(items), MISSING_RANK, np.float32)
-        live = self._als_scan(f, n + n_excluded)[0]
-        end = len(live)
+        ids, by_norm, norms = self.als_norm_index()
+        k, total = len(factors), len(ids)
+        if total == 0 or n <= 0 or k == 0:
+            return np.full((k, len(items)), MISSING_RANK, np.float32)
+        want = n + int(np.max(n_excluded))
+        bounds = np.linalg.norm(factors.astype(np.float64), axis=1)
+        f = np.ascontiguousarray(factors.T, dtype=np.float32)
+        scores = np.empty((total, k), np.float32)
+        end = min(total, max(4 * want, total // 4))
+        np.matmul(by_norm[:end], f, out=scores[:end])
+        while end < total:
+            kth = np.partition(scores[:end], end - want, axis=0)[end - want] if end >= want else np.full(k, -np.inf)
+            if bool(np.all(kth > bounds * float(norms[end]) * (1 + 1e-3) + 1e-12)):
+                break
+            grown = min(total, 2 * end)
+            np.matmul(by_norm[end:grown], f, out=scores[end:grown])
+            end = grown
         found = ids[:end]
-        where = self.als_norm_position()[items]
-        item_pos = np.where(where < end, where, -1)
-        return ranks_at(live[None, :], n, item_pos, excluded[found], np.array([-1]), found.astype(np.int64))[0]
+        position = self.als_norm_position()
+        at = position[items]
+        back_at = np.where(np.asarray(back) >= 0, position[np.maximum(back, 0)], end)
+        return ranks_at(
+            scores[:end].T, n, np.where(at < end, at, -1), excluded[found], np.where(back_at < end, back_at, -1),
+            found.astype(np.int64),
+        )
 
     def als_norm_position(self) -> npt.NDArray[np.int64]:
         """Each item's position in :meth:`als_norm_index`'s order (len(ids) for items without factors; cached)."""
@@ -654,11 +678,12 @@ class Stage:
           the base scores minus the removed item's weight row (one row
           instead of a product over the whole history);
         - each removal's folded-in ALS factor is a rank-one downdate of the
-          base solve, and its proposals come from the same pruned scan as
-          :meth:`candidates` (:meth:`als_top`: a quarter of Complete
-          Journey's catalogue for the median customer, not all of it).
+          base solve, and the proposals of all removals come from one pruned
+          scan, by the rule of :meth:`candidates` (:meth:`als_ranks_many`:
+          a quarter of Complete Journey's catalogue for the median customer,
+          not all of it, in one matrix product for every removal).
 
-        The listed items' ranks in each source's proposals are found for all
+        The listed items' ranks in each source's proposals are counted for all
         removals at once (:func:`recsys.ranks.listed_ranks`), and the features of all
         removals are built in one pass (:func:`build_feature_stack`).
 
@@ -777,15 +802,15 @@ class Stage:
             source_scores["als"] = np.zeros((m, n), np.float32)
             source_ranks["als"] = np.full((m, n), MISSING_RANK, np.float32)
             listed = als.item_factors_[items]
-            for t, f in enumerate(als_factors):
-                if f is None:
-                    continue
-                source_scores["als"][t] = _rowdot(listed, f)
-                # the proposals as candidates() makes them (the pruned scan), for this history
-                x, was_there = int(gone[t]), not keeps[t].all()
-                in_history[x] = in_history[x] and not was_there
-                source_ranks["als"][t] = self.als_ranks(f, counts.als, int(nnz[t]), in_history, items)
-                in_history[x] = in_history[x] or was_there
+            folded = [t for t, f in enumerate(als_factors) if f is not None]
+            for t in folded:
+                source_scores["als"][t] = _rowdot(listed, als_factors[t])  # type: ignore[arg-type]
+            if folded:
+                # the proposals' ranks as candidates() makes them (the pruned scan), every removal's in one product
+                back = np.where(~keeps[folded].all(axis=1), gone[folded], -1)  # back out of the history
+                source_ranks["als"][folded] = self.als_ranks_many(
+                    np.stack([als_factors[t] for t in folded]), counts.als, nnz[folded], in_history, back, items  # type: ignore[misc]
+                )
         if ease is not None:
             modelled = np.repeat(ease_base[None, :], m, axis=0)
             where = np.flatnonzero(ease_items[None, :] == gone[:, None])  # flat (row, entry) of each removed EASE item
