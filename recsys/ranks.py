@@ -60,16 +60,20 @@ def ranks_at(
     hidden: npt.NDArray[np.bool_],
     removed_pos: npt.NDArray[np.int64],
     tie: npt.NDArray[np.int64],
+    *,
+    width: int | None = None,
 ) -> npt.NDArray[np.float32]:
     """:func:`listed_ranks` by positions: ``item_pos`` (-1: not scored, so not proposed) and
     ``removed_pos`` (-1: none) index the columns of ``scores``, ``hidden`` marks the excluded
-    columns and ``tie`` orders equal scores (lower first: the columns' item indices)."""
+    columns and ``tie`` orders equal scores (lower first: the columns' item indices). ``width``:
+    only the first so many columns are scores (the rest of each row is ignored)."""
     rows = scores.shape[0]
+    width = scores.shape[1] if width is None else int(width)
     out = np.full((rows, len(item_pos)), MISSING_RANK, np.float32)
-    if rows == 0 or scores.shape[1] == 0 or count <= 0 or not len(item_pos):
+    if rows == 0 or width == 0 or count <= 0 or not len(item_pos):
         return out
     _kernel()(
-        np.ascontiguousarray(scores, np.float32), int(count), np.asarray(item_pos, np.int64),
+        np.ascontiguousarray(scores, np.float32), width, int(count), np.asarray(item_pos, np.int64),
         np.ascontiguousarray(hidden, np.bool_), np.asarray(removed_pos, np.int64), np.ascontiguousarray(tie, np.int64),
         out,
     )
@@ -83,8 +87,10 @@ def _positions(found: npt.NDArray[np.integer[Any]], wanted: npt.NDArray[np.integ
     return np.where(found[at] == wanted, at, -1).astype(np.int64)
 
 
-def _ranks_loop(scores: Any, count: int, item_pos: Any, hidden: Any, removed_pos: Any, tie: Any, out: Any) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
-    rows, width = scores.shape
+def _ranks_loop(
+    scores: Any, width: int, count: int, item_pos: Any, hidden: Any, removed_pos: Any, tie: Any, out: Any
+) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
+    rows = scores.shape[0]
     n = len(item_pos)
     listed = np.empty(n, np.float32)
     valid = np.zeros(n, np.bool_)

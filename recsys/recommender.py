@@ -416,24 +416,24 @@ class Stage:
             return np.full((k, len(items)), MISSING_RANK, np.float32)
         want = n + int(np.max(n_excluded))
         bounds = np.linalg.norm(factors.astype(np.float64), axis=1)
-        f = np.ascontiguousarray(factors.T, dtype=np.float32)
-        scores = np.empty((total, k), np.float32)
+        f = np.ascontiguousarray(factors, dtype=np.float32)
+        scores = np.empty((k, total), np.float32)  # a row per removal: partitioned and counted along rows
         end = min(total, max(4 * want, total // 4))
-        np.matmul(by_norm[:end], f, out=scores[:end])
+        scores[:, :end] = f @ by_norm[:end].T
         while end < total:
-            kth = np.partition(scores[:end], end - want, axis=0)[end - want] if end >= want else np.full(k, -np.inf)
+            kth = np.partition(scores[:, :end], end - want, axis=1)[:, end - want] if end >= want else np.full(k, -np.inf)
             if bool(np.all(kth > bounds * float(norms[end]) * (1 + 1e-3) + 1e-12)):
                 break
             grown = min(total, 2 * end)
-            np.matmul(by_norm[end:grown], f, out=scores[end:grown])
+            scores[:, end:grown] = f @ by_norm[end:grown].T
             end = grown
         found = ids[:end]
         position = self.als_norm_position()
         at = position[items]
         back_at = np.where(np.asarray(back) >= 0, position[np.maximum(back, 0)], end)
         return ranks_at(
-            scores[:end].T, n, np.where(at < end, at, -1), excluded[found], np.where(back_at < end, back_at, -1),
-            found.astype(np.int64),
+            scores, n, np.where(at < end, at, -1), excluded[found], np.where(back_at < end, back_at, -1),
+            found.astype(np.int64), width=end,
         )
 
     def als_norm_position(self) -> npt.NDArray[np.int64]:
