@@ -172,6 +172,8 @@ class HistoryContext:
         self.weights = self.row.data[keep]
         self._als: Any = None
         self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
+        self._in_history: npt.NDArray[np.bool_] | None = None  # over all items, for the co-purchase columns
+        self._ease: tuple[Any, Any, Any, Any] | None = None
 
     # Each source's contributions come as arrays (history items, values; unsorted, zeros
     # included) for the evidence finder, which keeps the few it cites, and as sorted
@@ -184,7 +186,10 @@ class HistoryContext:
         sim = self.finder.similarity_csc()
         lo, hi = sim.indptr[item], sim.indptr[item + 1]
         rows, vals = sim.indices[lo:hi], sim.data[lo:hi]
-        hit = np.isin(rows, self.items, assume_unique=True)
+        if self._in_history is None or len(self._in_history) != sim.shape[0]:  # once per list
+            self._in_history = np.zeros(sim.shape[0], bool)
+            self._in_history[self.items] = True
+        hit = self._in_history[rows]
         return rows[hit].astype(np.int64), vals[hit].astype(np.float64)
 
     def ease(self, item: int) -> list[tuple[int, float]]:
@@ -195,10 +200,13 @@ class HistoryContext:
         target = r.slot_[item]
         if target < 0 or not len(self.items):
             return np.zeros(0, np.int64), np.zeros(0)
-        slots = r.slot_[self.items]
-        used = slots >= 0
-        values = np.ones(int(used.sum()), np.float64) if r.config.binarize else self.weights[used].astype(np.float64)
-        return self.items[used], values * r.weights_[slots[used], target]
+        if self._ease is None or self._ease[0] is not r:  # the history's EASE rows, once per list
+            slots = r.slot_[self.items]
+            used = slots >= 0
+            values = np.ones(int(used.sum()), np.float64) if r.config.binarize else self.weights[used].astype(np.float64)
+            self._ease = (r, self.items[used], slots[used], values)
+        _, items, slots, values = self._ease
+        return items, values * r.weights_[slots, target]
 
     def content(self, item: int) -> tuple[list[tuple[int, float]], dict[int, float]]:
         """(history item, share of the content score) largest first, and each one's cosine to ``item``.
