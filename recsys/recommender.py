@@ -768,6 +768,13 @@ class Stage:
         if als is not None:
             als_factors: list[npt.NDArray[np.float32] | None] = []
             downdate: _AlsDowndate | None = None
+            downdated: dict[int, npt.NDArray[np.float32] | None] = {}
+            if elementwise and len(als_items) > 1:
+                # every removal's downdate in one solve: the entries of the removed items that had ALS weight
+                entries = np.flatnonzero(np.isin(als_items, gone))
+                if len(entries):
+                    downdate = _AlsDowndate(als, als_items, als_conf, als_factor)
+                    downdated = downdate.many(entries.tolist())
             for t, x in enumerate(gone.tolist()):
                 keep = keeps[t]
                 factor = None
@@ -780,9 +787,7 @@ class Stage:
                             k = als_items != x
                             its, conf = als_items[k], als_conf[k]
                             if len(its) and not k.all():
-                                if downdate is None:
-                                    downdate = _AlsDowndate(als, als_items, als_conf, als_factor)
-                                new = downdate.without(int(np.flatnonzero(~k)[0]))
+                                new = downdated.get(int(np.flatnonzero(~k)[0]))
                         else:
                             its, conf = als._confidences(_row(base.row.data[keep], old[keep], n_items))
                         if new is None:
@@ -1155,16 +1160,21 @@ class _AlsDowndate:
         self.b = als._target(items, confidence)
         self.x0 = sla.cho_solve(self.factor, self.b, check_finite=False)  # the model's own factors: finite
 
-    def without(self, j: int) -> npt.NDArray[np.float32] | None:
-        y = self.als.item_factors_[self.items[j]].astype(np.float64)
-        c = float(self.confidence[j])
-        z = sla.cho_solve(self.factor, y, check_finite=False)
-        s = float(y @ z)
+    def many(self, js: Sequence[int]) -> dict[int, npt.NDArray[np.float32] | None]:
+        """The fold-in without entry ``j``, for each ``j`` of ``js`` (None where near-singular or not
+        finite); the base factor solves for all of them at once (their columns side by side)."""
+        at = np.asarray(list(js), np.int64)
+        if not len(at):
+            return {}
+        y = self.als.item_factors_[self.items[at]].astype(np.float64)  # (m, factors)
+        c = self.confidence[at]
+        z = sla.cho_solve(self.factor, y.T, check_finite=False)  # (factors, m)
+        s = np.einsum("mf,fm->m", y, z)
         denominator = 1.0 - (c - 1.0) * s
-        if abs(denominator) < 1e-9:
-            return None
-        f = self.x0 - c * z + z * ((c - 1.0) * (float(z @ self.b) - c * s) / denominator)
-        return f.astype(np.float32) if np.isfinite(f).all() else None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            f = self.x0[:, None] - c * z + z * ((c - 1.0) * (z.T @ self.b - c * s) / denominator)
+        ok = (np.abs(denominator) >= 1e-9) & np.isfinite(f).all(axis=0)
+        return {int(j): (f[:, t].astype(np.float32) if ok[t] else None) for t, j in enumerate(at.tolist())}
 
 
 class _CopurchaseRemovals:

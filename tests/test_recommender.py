@@ -535,3 +535,22 @@ def test_popularity_ranks_without_each_item_are_the_proposals_ranks(model: Recom
             mask[x] = False
             want = _ranks_in(stage.popularity_proposals("c", int(keeps[t].sum()), lambda head, mask=mask: mask[head]), listed)
             assert np.array_equal(got[t], want), (trial, t)
+
+
+def test_als_downdates_are_the_from_scratch_fold_ins(model: Recommender, inter: Interactions) -> None:
+    import scipy.linalg as sla
+
+    from recsys.recommender import _AlsDowndate
+
+    als = model.stage_.retrievers["als"]
+    checked = 0
+    for customer in inter.customers.ids[np.diff(inter.matrix.indptr) > 3][:6]:
+        items, conf = als._confidences(model.history_row(str(customer)))
+        got = _AlsDowndate(als, items, conf).many(range(len(items)))
+        for j in range(len(items)):
+            keep = np.arange(len(items)) != j
+            want = sla.cho_solve(als._system(items[keep], conf[keep]), als._target(items[keep], conf[keep]))
+            assert got[j] is not None
+            np.testing.assert_allclose(got[j], want.astype(np.float32), rtol=1e-5, atol=1e-6)
+            checked += 1
+    assert checked > 10
