@@ -709,6 +709,10 @@ class Stage:
         gone = np.asarray([int(x) for x in removed], np.int64)
         keeps = old[None, :] != gone[:, None]  # (m, history): what each counterfactual history keeps
         nnz = keeps.sum(axis=1)
+        entry = np.full(m, -1, np.int64)  # each removal's entry in the (sorted) history, -1: removes nothing
+        if len(old):
+            at = np.minimum(np.searchsorted(old, gone), len(old) - 1)
+            entry = np.where(old[at] == gone, at, -1)
         # ALS: the base fold-in once; confidences are per entry (not for bm25, which scales by row length)
         als = r.get("als")
         base_fold: npt.NDArray[np.float32] | None = None
@@ -747,10 +751,9 @@ class Stage:
             emb = content.embeddings_
             base_sum = content_w @ emb[old]
             for t, x in enumerate(gone.tolist()):
-                if not keeps[t].any():
+                if nnz[t] == 0:
                     continue
-                at = np.flatnonzero(~keeps[t])
-                total = base_sum - content_w[at[0]] * emb[x] if len(at) else base_sum
+                total = base_sum - content_w[entry[t]] * emb[x] if entry[t] >= 0 else base_sum
                 norm = float(np.linalg.norm(total))
                 content_profiles[t] = (total / norm if norm > 0 else total).astype(np.float32)
             if self.content_pool is not None:
@@ -775,19 +778,22 @@ class Stage:
                 if len(entries):
                     downdate = _AlsDowndate(als, als_items, als_conf, als_factor)
                     downdated = downdate.many(entries.tolist())
+            als_entry = {int(i): j for j, i in enumerate(als_items.tolist())} if elementwise else {}
             for t, x in enumerate(gone.tolist()):
                 keep = keeps[t]
                 factor = None
-                if keep.any():
-                    if bool(keep.all()) and base.als_factor is not None:
+                if nnz[t] > 0:
+                    if entry[t] < 0 and base.als_factor is not None:
                         factor = base.als_factor
                     else:
                         new = None
                         if elementwise:
-                            k = als_items != x
-                            its, conf = als_items[k], als_conf[k]
-                            if len(its) and not k.all():
-                                new = downdated.get(int(np.flatnonzero(~k)[0]))
+                            j = als_entry.get(x)
+                            if j is not None and len(als_items) > 1:
+                                new = downdated.get(j)
+                            if new is None:  # no downdate: solved from scratch without x
+                                k = als_items != x
+                                its, conf = als_items[k], als_conf[k]
                         else:
                             its, conf = als._confidences(_row(base.row.data[keep], old[keep], n_items))
                         if new is None:
