@@ -23,59 +23,37 @@ the scores were equal bit for bit. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np
-from _timing import fit_world, write_result
-from _timing import percentiles as _percentiles
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    return _percentiles(ms, digits=4)
+from _timing import (
+    add_world_arguments,
+    interleaved,
+    known_sample,
+    percentiles,
+    timed,
+    world_from_arguments,
+    write_result,
+)
 
 
 def main() -> None:
+    import numpy as np  # after _timing, whose import set one BLAS thread and offline model loading
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=["completejourney", "movielens-100k"])
-    ap.add_argument("--path", type=Path)
-    ap.add_argument("--home", type=Path, help="a clearshelf home: time its active model instead of training")
-    ap.add_argument("--customers", type=int, default=300)
+    add_world_arguments(ap)
     ap.add_argument("--repeats", type=int, default=5, help="timed calls of each kind per row set")
-    ap.add_argument("--cache-dir", type=Path, default=Path(".clearshelf/embeddings"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/forest_predict_demo.json"))
     args = ap.parse_args()
 
-    if args.home:
-        from recsys.bundle import ModelRegistry
-
-        registry = ModelRegistry(args.home / "models")
-        version = registry.active_version()
-        if version is None:
-            sys.exit(f"{args.home} has no active model: run `clearshelf train` first")
-        model, _ = registry.load(version)
-        inter, name = model.stage_.interactions, f"home:{version}"
-    else:
-        world = fit_world(args.dataset, args.path, cache_dir=args.cache_dir)
-        model, inter, name = world.model, world.interactions, world.name
+    model, inter, name = world_from_arguments(args)
     ranker = model.ranker_
-    started = time.perf_counter()
-    forest = ranker.forest_
-    build_s = time.perf_counter() - started
+    forest, build_s = timed(lambda: ranker.forest_)
     if forest is None:
         sys.exit("this ranker has categorical or linear trees: it is scored by LightGBM")
-    started = time.perf_counter()
-    ranker.predict(np.zeros((1, len(ranker.feature_names_)), np.float32))  # compiles the loop
-    compile_s = time.perf_counter() - started
+    _, compile_s = timed(lambda: ranker.predict(np.zeros((1, len(ranker.feature_names_)), np.float32)))
 
-    rng = np.random.default_rng(42)
-    known = inter.customers.ids[np.diff(inter.matrix.indptr) > 0]
-    sample = rng.choice(known, min(args.customers, len(known)), replace=False).tolist()
+    sample = known_sample(inter, args.customers)
     sets: dict[str, list[np.ndarray]] = {"candidates": [], "check_88_rows": []}
     for c in sample:
         history = model._history(str(c))
@@ -92,20 +70,13 @@ def main() -> None:
         base_ms: list[float] = []
         ours_ms: list[float] = []
         for rows in row_sets:
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                theirs = ranker.lightgbm_predict(rows)
-                t1 = time.perf_counter()
-                ours = ranker.predict(rows)
-                t2 = time.perf_counter()
-                base_ms.append((t1 - t0) * 1000)
-                ours_ms.append((t2 - t1) * 1000)
+            theirs, ours = interleaved(ranker.lightgbm_predict, ranker.predict, rows, args.repeats, base_ms, ours_ms)
             equal = equal and ours.tobytes() == theirs.tobytes()
         out[label] = {
             "row_sets": len(row_sets),
             "rows_median": float(np.median([len(r) for r in row_sets])) if row_sets else 0.0,
-            "lightgbm_predict": percentiles(base_ms),
-            "compiled_trees": percentiles(ours_ms),
+            "lightgbm_predict": percentiles(base_ms, digits=4),
+            "compiled_trees": percentiles(ours_ms, digits=4),
             "ratio_p50_lightgbm_to_compiled": round(float(np.median(base_ms) / np.median(ours_ms)), 3),
         }
     result = {

@@ -23,14 +23,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-from _timing import fit_world, write_result
+from _timing import (
+    add_world_arguments,
+    interleaved,
+    known_sample,
+    timed,
+    world_from_arguments,
+    write_result,
+)
 from _timing import percentiles as _percentiles
 
 
@@ -40,42 +46,22 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=["completejourney", "movielens-100k"])
-    ap.add_argument("--path", type=Path)
-    ap.add_argument("--home", type=Path, help="a clearshelf home: time its active model instead of training")
-    ap.add_argument("--customers", type=int, default=300)
+    add_world_arguments(ap)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5, help="timed calls of each kind per list")
-    ap.add_argument("--cache-dir", type=Path, default=Path(".clearshelf/embeddings"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/treeshap_tables_demo.json"))
     args = ap.parse_args()
 
-    if args.home:
-        from recsys.bundle import ModelRegistry
-
-        registry = ModelRegistry(args.home / "models")
-        version = registry.active_version()
-        if version is None:
-            sys.exit(f"{args.home} has no active model: run `clearshelf train` first")
-        model, _ = registry.load(version)
-        inter, name = model.stage_.interactions, f"home:{version}"
-    else:
-        world = fit_world(args.dataset, args.path, cache_dir=args.cache_dir)
-        model, inter, name = world.model, world.interactions, world.name
+    model, inter, name = world_from_arguments(args)
     ranker = model.ranker_
 
-    started = time.perf_counter()
-    tables = ranker.shap_tables_
-    build_s = time.perf_counter() - started
+    tables, build_s = timed(lambda: ranker.shap_tables_)
     if tables is None:
         sys.exit("this ranker cannot be tabulated (categorical or linear trees, or too deep paths)")
-    started = time.perf_counter()
-    ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32))  # compiles the kernel
-    compile_s = time.perf_counter() - started
+    # the first call compiles the kernel
+    _, compile_s = timed(lambda: ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32)))
 
-    rng = np.random.default_rng(42)
-    known = inter.customers.ids[np.diff(inter.matrix.indptr) > 0]
-    sample = rng.choice(known, min(args.customers, len(known)), replace=False).tolist()
+    sample = known_sample(inter, args.customers)
     lists = []
     for c in sample:
         ranked = model.recommend(str(c), args.k)
@@ -85,14 +71,9 @@ def main() -> None:
     tables_ms: list[float] = []
     max_diff = max_err_tables = max_err_lightgbm = 0.0
     for rows, scores in lists:
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            theirs = ranker.lightgbm_contributions(rows)
-            t1 = time.perf_counter()
-            ours = ranker.contributions(rows)
-            t2 = time.perf_counter()
-            base_ms.append((t1 - t0) * 1000)
-            tables_ms.append((t2 - t1) * 1000)
+        theirs, ours = interleaved(
+            ranker.lightgbm_contributions, ranker.contributions, rows, args.repeats, base_ms, tables_ms
+        )
         max_diff = max(max_diff, float(np.abs(ours - theirs).max()))
         max_err_tables = max(max_err_tables, float(np.abs(ours.sum(axis=1) - scores).max()))
         max_err_lightgbm = max(max_err_lightgbm, float(np.abs(theirs.sum(axis=1) - scores).max()))
