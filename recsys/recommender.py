@@ -772,13 +772,13 @@ class Stage:
             als_factors: list[npt.NDArray[np.float32] | None] = []
             downdate: _AlsDowndate | None = None
             downdated: dict[int, npt.NDArray[np.float32] | None] = {}
+            als_entry = {int(i): j for j, i in enumerate(als_items.tolist())} if elementwise else {}
             if elementwise and len(als_items) > 1:
                 # every removal's downdate in one solve: the entries of the removed items that had ALS weight
-                entries = np.flatnonzero(np.isin(als_items, gone))
-                if len(entries):
+                entries = sorted({als_entry[x] for x in gone.tolist() if x in als_entry})
+                if entries:
                     downdate = _AlsDowndate(als, als_items, als_conf, als_factor)
-                    downdated = downdate.many(entries.tolist())
-            als_entry = {int(i): j for j, i in enumerate(als_items.tolist())} if elementwise else {}
+                    downdated = downdate.many(entries)
             for t, x in enumerate(gone.tolist()):
                 keep = keeps[t]
                 factor = None
