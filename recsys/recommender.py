@@ -352,24 +352,11 @@ class Stage:
         :func:`_top` picks them (best score first, ties to the lower item
         index, only positive scores, the excluded items left out).
         """
-        ids = self.als_norm_index()[0]
-        if len(ids) == 0 or n <= 0:
-            return np.empty(0, np.int32)
-        live, kth = self._als_scan(f, n + n_excluded)
-        found = ids[: len(live)]
-        pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
-        pos = pos[np.lexsort((found[pos], -live[pos]))]
-        pos = pos[np.isfinite(live[pos]) & (live[pos] > 0)]
-        idx = found[pos]
-        if n_excluded:
-            idx = idx[~excluded[idx]]
-        return idx[:n].astype(np.int32)
-
-    def _als_scan(self, f: npt.NDArray[np.float32], want: int) -> tuple[npt.NDArray[np.float32], float]:
-        """:meth:`als_top`'s pruned scan: the scores of the first items in norm order (a prefix
-        holding the ``want`` best) and the ``want``-th best of them (-inf if fewer)."""
         ids, factors, norms = self.als_norm_index()
         total = len(ids)
+        want = n + n_excluded
+        if total == 0 or n <= 0:
+            return np.empty(0, np.int32)
         bound = float(np.linalg.norm(f.astype(np.float64)))
         scores = np.empty(total, np.float32)
         end = min(total, max(4 * want, total // 4))
@@ -382,7 +369,14 @@ class Stage:
             grown = min(total, 2 * end)
             np.matmul(factors[end:grown], f, out=scores[end:grown])
             end = grown
-        return live, float(kth)
+        found = ids[:end]
+        pos = np.flatnonzero(live >= kth)  # the best `want`, and every item tied with the last: ties go by item index
+        pos = pos[np.lexsort((found[pos], -live[pos]))]
+        pos = pos[np.isfinite(live[pos]) & (live[pos] > 0)]
+        idx = found[pos]
+        if n_excluded:
+            idx = idx[~excluded[idx]]
+        return idx[:n].astype(np.int32)
 
     def als_ranks_many(
         self,
