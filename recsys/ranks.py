@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recsys.compiled import lazily_compiled
 from recsys.ranking.features import MISSING_RANK
 
 
@@ -140,16 +141,8 @@ def _ranks_loop(
                 out[t, j] = better[j] + 1
 
 
-_KERNEL: list[Any] = []
-
-
-def _kernel() -> Any:
-    """The numba-compiled :func:`_ranks_loop`, compiled on first use (:func:`prepare`)."""
-    if not _KERNEL:
-        import numba
-
-        _KERNEL.append(numba.njit(nogil=True, cache=False)(_ranks_loop))
-    return _KERNEL[0]
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_kernel = lazily_compiled(_ranks_loop)
 
 
 def prepare() -> None:

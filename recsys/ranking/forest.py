@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recsys.compiled import lazily_compiled
+
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
 
@@ -87,17 +89,8 @@ def _predict_loop(
         out[r] = total
 
 
-_KERNEL: list[Any] = []
-
-
-def _kernel() -> Any:
-    """The numba-compiled :func:`_predict_loop`, compiled on first use (about a second;
-    :meth:`explain.Explainer.prepare` and the recommender's ``prepare`` do it when a model loads)."""
-    if not _KERNEL:
-        import numba
-
-        _KERNEL.append(numba.njit(nogil=True, cache=False)(_predict_loop))
-    return _KERNEL[0]
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_kernel = lazily_compiled(_predict_loop)
 
 
 def build_forest(booster: Any) -> Forest | None:

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recsys.compiled import lazily_compiled
+
 MAX_UNIQUE = 12  # 2**12 cases x 12 features x 8 bytes = 393 KB for one such path
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
@@ -116,17 +118,8 @@ def _contributions_loop(
                 out[r, leaf_feature[lo + j]] += table[at + j]
 
 
-_KERNEL: list[Any] = []
-
-
-def _kernel() -> Any:
-    """The numba-compiled :func:`_contributions_loop`, compiled on first use (a second or two;
-    :meth:`explain.Explainer.prepare` does it when a model is loaded). numba comes with shap."""
-    if not _KERNEL:
-        import numba
-
-        _KERNEL.append(numba.njit(nogil=True, cache=False)(_contributions_loop))
-    return _KERNEL[0]
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_kernel = lazily_compiled(_contributions_loop)
 
 
 def _path_weights(zero: npt.NDArray[np.float64], one: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

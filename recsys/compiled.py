@@ -1,0 +1,30 @@
+"""Loops compiled by numba on first use, for the few hot kernels of serving and explaining.
+
+numba (which ``shap`` already needs) takes about a second per loop to
+compile, so a module wraps its loop with :func:`lazily_compiled` and calls
+the result to get the compiled function; ``Explainer.prepare()`` makes the
+first calls when a model is loaded, so no request pays for compilation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def lazily_compiled(loop: Callable[..., Any]) -> Callable[[], Callable[..., Any]]:
+    """A function that returns ``loop`` compiled (``numba.njit``, no GIL held), compiling it once."""
+    compiled: list[Callable[..., Any]] = []
+    lock = threading.Lock()
+
+    def get() -> Callable[..., Any]:
+        if not compiled:
+            with lock:
+                if not compiled:
+                    import numba
+
+                    compiled.append(numba.njit(nogil=True, cache=False)(loop))
+        return compiled[0]
+
+    return get
