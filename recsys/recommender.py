@@ -382,7 +382,6 @@ class Stage:
         self,
         factors: npt.NDArray[np.float32],
         n: int,
-        n_excluded: npt.NDArray[np.integer[Any]],
         excluded: npt.NDArray[np.bool_],
         back: npt.NDArray[np.integer[Any]],
         items: npt.NDArray[np.int32],
@@ -391,44 +390,63 @@ class Stage:
         factor), ``MISSING_RANK`` if not proposed, without sorting any proposals.
 
         Row ``t``'s history is ``excluded`` with item ``back[t]`` taken out of
-        it (-1: none) and ``n_excluded[t]`` items. One matrix product scans
-        the catalogue by decreasing norm for every row, in chunks that double,
-        until every row's stopping rule of :meth:`als_top` holds (with the
-        largest ``n + n_excluded`` of the rows, which only scans more). The
-        prefix scanned then holds every item that can beat a proposed one, so
-        an item's rank is one plus the scanned, not excluded, positive items
-        that beat it (higher score, or equal with a lower item index), when
-        that is at most ``n`` (:func:`recsys.ranks.ranks_at`); an item outside
-        the prefix is not proposed (tested against :meth:`als_top`). The product's
-        float32 rounding may differ in the last bits from one row's scan
-        (another BLAS kernel), as the check's downdated factors already do
-        from a from-scratch fold-in (see :meth:`removal_features`).
+        it (-1: none). An item's rank is one plus the proposable items
+        (positive, not excluded) that beat it (a higher score, or the same
+        score at a lower item index), when fewer than ``n`` do
+        (:func:`recsys.ranks.ranks_at`). One matrix product scans the
+        catalogue by decreasing factor norm for every row, in chunks that
+        double, until every listed item of every row is settled: either
+        ``n`` items already beat it (more scanning only adds to them: not
+        proposed), or it is not proposable, or its score is above what any
+        item left could score (``|f|`` times the largest norm left,
+        Cauchy-Schwarz, with the margin of :meth:`als_top`), so every item
+        that beats it has been counted. A listed item is usually settled
+        long before :meth:`als_top`'s stopping rule holds, which needs the
+        ``n + history`` best of the whole catalogue (tested against
+        :meth:`als_top`). The product's float32 rounding may differ in the
+        last bits from one row's scan (another BLAS kernel), as the check's
+        downdated factors already do from a from-scratch fold-in (see
+        :meth:`removal_features`).
         """
         ids, by_norm, norms = self.als_norm_index()
-        k, total = len(factors), len(ids)
-        if total == 0 or n <= 0 or k == 0:
-            return np.full((k, len(items)), MISSING_RANK, np.float32)
-        want = n + int(np.max(n_excluded))
-        bounds = np.linalg.norm(factors.astype(np.float64), axis=1)
+        k, total, m = len(factors), len(ids), len(items)
+        if total == 0 or n <= 0 or k == 0 or m == 0:
+            return np.full((k, m), MISSING_RANK, np.float32)
         f = np.ascontiguousarray(factors, dtype=np.float32)
-        scores = np.empty((k, total), np.float32)  # a row per removal: partitioned and counted along rows
-        end = min(total, max(4 * want, total // 4))
+        limits = np.linalg.norm(f.astype(np.float64), axis=1) * (1 + 1e-3)
+        position = self.als_norm_position()
+        at = position[items]
+        inside = at < total
+        # the listed items' own scores, for those the scan has not reached (items without factors score 0)
+        own = np.zeros((k, m), np.float32)
+        if inside.any():
+            own[:, inside] = f @ by_norm[at[inside]].T
+        back = np.asarray(back, np.int64)
+        listed_back = items[None, :] == back[:, None]  # a row's removed item among the listed ones
+        # columns: the scanned prefix (by decreasing norm), then the listed items' own scores
+        scores = np.empty((k, total + m), np.float32)
+        hidden = np.concatenate([excluded[ids], excluded[items]])
+        tie = np.concatenate([ids, items]).astype(np.int64)
+        end = min(total, max(8 * n, 1024))
         scores[:, :end] = f @ by_norm[:end].T
-        while end < total:
-            kth = np.partition(scores[:, :end], end - want, axis=1)[:, end - want] if end >= want else np.full(k, -np.inf)
-            if bool(np.all(kth > bounds * float(norms[end]) * (1 + 1e-3) + 1e-12)):
-                break
+        while True:
+            scanned = at < end
+            scores[:, total:] = own
+            item_pos = np.where(scanned, at, total + np.arange(m))
+            back_at = np.where(back >= 0, position[np.maximum(back, 0)], total)
+            removed_pos = np.where(back_at < end, back_at, -1)
+            hit = listed_back.any(axis=1) & (removed_pos < 0)
+            removed_pos[hit] = item_pos[np.argmax(listed_back[hit], axis=1)]
+            ranks = ranks_at(scores, n, item_pos, hidden, removed_pos, tie, width=end)
+            if end == total:
+                return ranks
+            bound = limits * float(norms[end]) + 1e-12  # what any item left could score, per row
+            listed = np.take_along_axis(scores, np.broadcast_to(item_pos, (k, m)), axis=1)
+            if not bool(np.any((ranks < MISSING_RANK) & (listed <= bound[:, None]))):
+                return ranks
             grown = min(total, 2 * end)
             scores[:, end:grown] = f @ by_norm[end:grown].T
             end = grown
-        found = ids[:end]
-        position = self.als_norm_position()
-        at = position[items]
-        back_at = np.where(np.asarray(back) >= 0, position[np.maximum(back, 0)], end)
-        return ranks_at(
-            scores, n, np.where(at < end, at, -1), excluded[found], np.where(back_at < end, back_at, -1),
-            found.astype(np.int64), width=end,
-        )
 
     def als_norm_position(self) -> npt.NDArray[np.int64]:
         """Each item's position in :meth:`als_norm_index`'s order (len(ids) for items without factors; cached)."""
@@ -672,10 +690,11 @@ class Stage:
           the base scores minus the removed item's weight row (one row
           instead of a product over the whole history);
         - each removal's folded-in ALS factor is a rank-one downdate of the
-          base solve, and the proposals of all removals come from one pruned
-          scan, by the rule of :meth:`candidates` (:meth:`als_ranks_many`:
-          a quarter of Complete Journey's catalogue for the median customer,
-          not all of it, in one matrix product for every removal).
+          base solve, and the listed items' ALS ranks for all removals come
+          from one pruned scan (:meth:`als_ranks_many`: it stops once every
+          listed item's rank is settled, at 13% of Complete Journey's
+          catalogue for the median evaluation list, in one matrix product for
+          every removal).
 
         The listed items' ranks in each source's proposals are counted for all
         removals at once (:func:`recsys.ranks.listed_ranks`), and the features of all
@@ -814,7 +833,7 @@ class Stage:
                 # the proposals' ranks as candidates() makes them (the pruned scan), every removal's in one product
                 back = np.where(~keeps[folded].all(axis=1), gone[folded], -1)  # back out of the history
                 source_ranks["als"][folded] = self.als_ranks_many(
-                    np.stack([als_factors[t] for t in folded]), counts.als, nnz[folded], in_history, back, items  # type: ignore[misc]
+                    np.stack([als_factors[t] for t in folded]), counts.als, in_history, back, items  # type: ignore[misc]
                 )
         if ease is not None:
             modelled = np.repeat(ease_base[None, :], m, axis=0)

@@ -444,13 +444,13 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
         partial += max(scanned) < n_items
         # the check's ranks of listed items: proposed ones, excluded ones, ones without factors, far down ones
         listed = np.unique(np.r_[got[:: max(1, len(got) // 7)], history[:3], rng.integers(0, n_items * 2, 8)]).astype(np.int32)
-        one = stage.als_ranks_many(f[None, :], n, np.array([len(history)]), excluded, np.array([-1]), listed)
+        one = stage.als_ranks_many(f[None, :], n, excluded, np.array([-1]), listed)
         assert np.array_equal(one[0], _ranks_in(got, listed)), trial
         # several factors at once (the check's removals): each row as if its own history had item back[t] out
         many = np.stack([f, f * np.float32(0.9) + np.float32(0.01), rng.normal(size=dim).astype(np.float32)])
         back = np.array([history[0] if len(history) else -1, -1, history[-1] if len(history) else -1])
         n_hist = np.array([len(history) - (b >= 0) for b in back])
-        ranks = stage.als_ranks_many(many, n, n_hist, excluded, back, listed)
+        ranks = stage.als_ranks_many(many, n, excluded, back, listed)
         for t in range(len(many)):
             mask = excluded.copy()
             if back[t] >= 0:
@@ -467,7 +467,7 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
     for trial in range(5):
         many = rng.normal(size=(3, dim)).astype(np.float32)
         listed = rng.choice(ids, 40, replace=False).astype(np.int32)
-        ranks = flat.als_ranks_many(many, 100, np.zeros(3, np.int64), np.zeros(n_items * 2, bool), np.full(3, -1), listed)
+        ranks = flat.als_ranks_many(many, 100, np.zeros(n_items * 2, bool), np.full(3, -1), listed)
         for t in range(3):
             want = _ranks_in(_top(unit @ many[t], 100, 0, np.zeros(n_items * 2, bool), ids=ids), listed)
             assert np.array_equal(ranks[t], want), (trial, t)
