@@ -1219,7 +1219,9 @@ class _CopurchaseRemovals:
     ) -> None:
         self.owner, self.cols, self.vals = links
         base = np.bincount(self.cols, weights=self.vals, minlength=n_items)
-        self.linked = np.flatnonzero(np.bincount(self.cols, minlength=n_items) != 0).astype(np.int32)
+        present = np.zeros(n_items, bool)
+        present[self.cols] = True
+        self.linked = np.flatnonzero(present).astype(np.int32)
         self.slot = np.full(n_items, -1, np.int64)
         self.slot[self.linked] = np.arange(len(self.linked))
         self.base_linked = base[self.linked]
@@ -1230,14 +1232,32 @@ class _CopurchaseRemovals:
         self.exact = True
         if len(nonzero):
             lowest = int(np.frexp(nonzero)[1].min()) - 24  # a float32 has 24 significant bits
-            widest = float(np.bincount(self.cols, weights=np.abs(values), minlength=n_items).max())
-            self.exact = int(np.frexp(widest)[1]) - lowest <= 53
-        # the links into the asked-for items, for their largest single link
+            # the widest column sum of |links|: the base sums themselves when no link is negative
+            wide = base if values.min() >= 0 else np.bincount(self.cols, weights=np.abs(values), minlength=n_items)
+            self.exact = int(np.frexp(float(wide.max()))[1]) - lowest <= 53
+        # each asked-for item's largest link (floored at 0), its owner, and the largest from another
+        # owner: without one history item the largest single link is one of the two (one link per
+        # (owner, item): a history item's row of the similarity has each item once)
+        n = len(items)
         item_slot = np.full(n_items, -1, np.int64)
-        item_slot[items] = np.arange(len(items))
+        item_slot[items] = np.arange(n)
         at = item_slot[self.cols]
-        into = at >= 0
-        self.into_at, self.into_owner, self.into_vals = at[into], self.owner[into], self.vals[into]
+        into = np.flatnonzero(at >= 0)
+        into = into[np.lexsort((-self.vals[into], at[into]))]  # by asked-for item, largest link first
+        into_at = at[into]
+        first = np.flatnonzero(np.r_[True, into_at[1:] != into_at[:-1]]) if len(into) else np.zeros(0, np.int64)
+        self.best = np.zeros(n, np.float32)
+        self.best_owner = np.full(n, -1, np.int64)
+        self.runner = np.zeros(n, np.float32)
+        if len(first):
+            zero = np.float32(0)
+            head = into_at[first]
+            self.best[head] = np.maximum(self.vals[into[first]], zero)
+            self.best_owner[head] = self.owner[into[first]]
+            nxt = first + 1
+            two = nxt < len(into)
+            two[two] = into_at[nxt[two]] == head[two]
+            self.runner[head[two]] = np.maximum(self.vals[into[nxt[two]]], zero)
 
     def many(
         self, removed: npt.NDArray[np.int64]
@@ -1261,11 +1281,8 @@ class _CopurchaseRemovals:
         at = self.slot[self.items]
         item_scores = np.zeros((m, n), np.float32)
         item_scores[:, at >= 0] = scores[:, at[at >= 0]]
-        item_max = np.zeros(m * n, np.float32)
-        if len(self.into_at) and m:
-            kept_rows, kept_links = np.nonzero(self.into_owner[None, :] != removed[:, None])
-            np.maximum.at(item_max, kept_rows * n + self.into_at[kept_links], self.into_vals[kept_links])
-        return self.linked, scores, item_scores, item_max.reshape(m, n)
+        item_max = np.where(self.best_owner[None, :] == removed[:, None], self.runner[None, :], self.best[None, :])
+        return self.linked, scores, item_scores, item_max.astype(np.float32, copy=False)
 
     def _sums_without(self, x: int) -> npt.NDArray[np.float64]:
         """The linked items' float64 sums without history item ``x``'s links, recounted in link order."""
