@@ -420,7 +420,7 @@ class Stage:
         # the listed items' own scores, for those the scan has not reached (items without factors score 0)
         own = np.zeros((k, m), np.float32)
         if inside.any():
-            own[:, inside] = f @ by_norm[at[inside]].T
+            own[:, inside] = _dot_rows(f, by_norm[at[inside]])
         back = np.asarray(back, np.int64)
         listed_back = items[None, :] == back[:, None]  # a row's removed item among the listed ones
         # columns: the scanned prefix (by decreasing norm), then the listed items' own scores
@@ -428,7 +428,7 @@ class Stage:
         hidden = np.concatenate([excluded[ids], excluded[items]])
         tie = np.concatenate([ids, items]).astype(np.int64)
         end = min(total, max(8 * n, 1024))
-        scores[:, :end] = f @ by_norm[:end].T
+        scores[:, :end] = _dot_rows(f, by_norm[:end])
         while True:
             scanned = at < end
             scores[:, total:] = own
@@ -445,7 +445,7 @@ class Stage:
             if not bool(np.any((ranks < MISSING_RANK) & (listed <= bound[:, None]))):
                 return ranks
             grown = min(total, 2 * end)
-            scores[:, end:grown] = f @ by_norm[end:grown].T
+            scores[:, end:grown] = _dot_rows(f, by_norm[end:grown])
             end = grown
 
     def als_norm_position(self) -> npt.NDArray[np.int64]:
@@ -859,7 +859,7 @@ class Stage:
                     source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
             if self.content_pool is None and profiled:
                 # the whole catalogue is the pool: one product scans it for every removal
-                scans = np.stack([content_profiles[t] for t in profiled]) @ content.embeddings_.T  # type: ignore[misc]
+                scans = _dot_rows(np.stack([content_profiles[t] for t in profiled]), content.embeddings_)  # type: ignore[misc]
                 source_ranks["content"][profiled] = listed_ranks(
                     scans.astype(np.float32, copy=False), counts.content, items, in_history, gone[profiled]
                 )
@@ -1057,7 +1057,7 @@ class ContentPool:
         (which may round the screen scores differently from one :meth:`top` in the last bits)."""
         if self.reduced is None or self.basis is None:
             return [self._pick(p, n, None) for p in profiles]
-        screens = (profiles @ self.basis) @ self.reduced.T  # one row per profile
+        screens = _dot_rows(profiles @ self.basis, self.reduced)  # one row per profile
         return [self._pick(p, n, screens[j]) for j, p in enumerate(profiles)]
 
     def _pick(
@@ -1085,6 +1085,16 @@ class ContentPool:
         items = self.members[offsets]
         item_scores = np.repeat(scores[groups], sizes)
         return items[np.lexsort((items, -item_scores))][:n]
+
+
+def _dot_rows(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``a @ b.T`` (a few vectors against many rows), computed as ``(b @ a.T).T``.
+
+    With C-ordered ``b`` of many rows, OpenBLAS's sgemm runs much faster this
+    way round (about half the time for the check's scans on this project's
+    machines). The result is a transposed view.
+    """
+    return (b @ a.T).T
 
 
 def _rowdot(rows: npt.NDArray[np.float32], v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
