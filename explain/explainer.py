@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def _with_alternatives(found: list[Evidence]) -> list[Evidence]:
         out.append(ev)
         if ev.cites_history:
             for k in range(1, len(ev.items)):
-                out.append(replace(ev, items=(ev.items[k], *ev.items[:k], *ev.items[k + 1 :])))
+                out.append(Evidence(ev.reason_type, ev.group, (ev.items[k], *ev.items[:k], *ev.items[k + 1 :]), ev.values))
     return out
 
 
@@ -218,7 +218,9 @@ class Explainer:
         out = []
         for j, it in enumerate(items):
             attr = attributions.get(j)
-            reason = reasons[j] if attr else self._popular(it)
+            reason = reasons.get(j) if attr else None  # the final pass always gives one
+            if reason is None:
+                reason = self._popular(it)
             out.append(ItemExplanation(it.item_id, it.index, it.rank, reason, attr))
         with self._lock:
             self.explained += len(items)
@@ -267,12 +269,12 @@ class Explainer:
         *,
         plan: bool = False,
         checked: dict[int, tuple[Evidence, list[str]]] | None = None,
-    ) -> Reason:
-        """The item's reason.
+    ) -> Reason | None:
+        """The item's reason (None in the plan pass).
 
         With a counterfactual ``check``: ``plan=True`` only tells the check
-        which history items this item's candidates would cite, in order
-        (the returned reason is not used); afterwards a history-citing
+        which history items this item's candidates would cite, in order,
+        and returns None; afterwards a history-citing
         candidate is shown only if the check ran for it and passed.
         ``memo`` keeps the evidence found per (position, group) and
         ``reported`` the candidates whose rule violations were already
@@ -312,6 +314,8 @@ class Explainer:
             attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
             on_violation=on_violation, accept=accept, checked=checked,
         )
+        if plan:
+            return None  # the plan only told the check what to re-score: nothing is shown yet
         if ev is None:
             text = self.templates.render(FALLBACK, {})
             return Reason(FALLBACK, text, (), False, None, None, False)
