@@ -165,8 +165,10 @@ class HistoryContext:
         self.finder = finder
         self.customer = customer
         self.basis = basis  # the ranked list's ListBasis (row is its history's): shares the ALS system
-        self.row = sp.csr_matrix(row, dtype=np.float32)
-        self.row.sort_indices()
+        if not (sp.isspmatrix_csr(row) and row.dtype == np.float32 and row.has_sorted_indices):
+            row = sp.csr_matrix(row, dtype=np.float32)  # a copy: the caller's row is left as it is
+            row.sort_indices()
+        self.row = row  # read, never written
         keep = self.row.data > 0
         self.items = self.row.indices[keep].astype(np.int64)
         self.weights = self.row.data[keep]
@@ -244,8 +246,14 @@ class HistoryContext:
         return idx, w * sims / norm, sims
 
     def _content_profile(self, r: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float]:
-        """The content profile's history items with text, their weights and the profile's norm (once per list)."""
-        crow = r.history_row(self.customer) if self.customer is not None else None
+        """The content profile's history items with text, their weights and the profile's norm (once per list).
+
+        The profile is the ranked list's own (its history's content weights, live events included) when
+        the list's basis is known, else the customer's stored one."""
+        if self.basis is not None:
+            crow = self.basis.history.content_row
+        else:
+            crow = r.history_row(self.customer) if self.customer is not None else None
         if crow is None or crow.nnz == 0:
             crow = self.row
         idx, w = crow.indices.astype(np.int64), crow.data.astype(np.float64)
