@@ -60,6 +60,7 @@ class Attribution:
     order: npt.NDArray[np.int64]  # feature positions with nonzero SHAP, largest |shap| first
     shap_values: npt.NDArray[np.float64]  # (features,)
     values: npt.NDArray[np.float32]  # (features,) the feature values
+    group_sums: dict[str, float] | None = None  # :meth:`by_group`, when the caller summed it already
 
     @cached_property
     def contributions(self) -> tuple[Contribution, ...]:
@@ -84,10 +85,9 @@ class Attribution:
 
     @cached_property
     def _by_group(self) -> dict[str, float]:
-        groups, codes = _group_codes(self.feature_names)
-        present = np.bincount(codes[self.order], minlength=len(groups)) > 0
-        sums = np.bincount(codes, weights=self.shap_values, minlength=len(groups))
-        return {g: float(v) for g, v, p in zip(groups, sums.tolist(), present.tolist(), strict=True) if p}
+        if self.group_sums is not None:
+            return self.group_sums
+        return _group_sums(self.feature_names, self.shap_values[None, :])[0]
 
     @cached_property
     def _feature_shap(self) -> dict[str, float]:
@@ -109,6 +109,20 @@ class Attribution:
                 )
             ],
         }
+
+
+def _group_sums(names: tuple[str, ...], shap_values: npt.NDArray[np.float64]) -> list[dict[str, float]]:
+    """Per row of ``shap_values`` (rows, features): the summed SHAP of each group with a nonzero
+    contribution. One ``np.bincount`` for all rows, whose bins (row, group) each add their row's
+    values in feature order: the same sums as one bincount per row."""
+    groups, codes = _group_codes(names)
+    rows = shap_values.shape[0]
+    bins = (np.arange(rows)[:, None] * len(groups) + codes[None, :]).ravel()
+    sums = np.bincount(bins, weights=shap_values.ravel(), minlength=rows * len(groups)).reshape(rows, len(groups))
+    present = np.bincount(bins, weights=(shap_values != 0).ravel(), minlength=rows * len(groups)).reshape(rows, -1) > 0
+    return [
+        {g: v for g, v, p in zip(groups, s, q, strict=True) if p} for s, q in zip(sums.tolist(), present.tolist(), strict=True)
+    ]
 
 
 @lru_cache(maxsize=8)
@@ -146,10 +160,13 @@ def attribute_rows(
     errors = np.abs(base + shap_values.sum(axis=1) - scores)
     names = tuple(feature_names)
     columns = np.arange(shap_values.shape[1])
+    group_sums = _group_sums(names, shap_values)
     out = []
     for r in range(len(feats)):
         row = shap_values[r]
         nz = np.flatnonzero(row)
         order = nz[np.lexsort((columns[nz], -np.abs(row[nz])))]
-        out.append(Attribution(float(base[r]), float(scores[r]), float(errors[r]), names, order, row, feats[r]))
+        out.append(Attribution(
+            float(base[r]), float(scores[r]), float(errors[r]), names, order, row, feats[r], group_sums[r]
+        ))
     return out

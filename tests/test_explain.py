@@ -172,6 +172,23 @@ def test_reason_group_is_the_strongest_positive_group_with_evidence(model: Recom
                     assert not all(sum(shap[f] for f in fs) > 0 for fs in BACKING[cand.reason_type])
 
 
+def test_group_sums_of_a_list_are_each_rows_own_bit_for_bit() -> None:
+    from explain.attributions import _GROUPS, _group_sums
+    from recsys.ranking.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(5)
+    names = tuple(FEATURE_NAMES)
+    for _ in range(50):
+        shap = rng.normal(size=(int(rng.integers(1, 12)), len(names))) * rng.random(len(names))
+        shap[rng.random(shap.shape) < 0.4] = 0.0  # features without a contribution; some groups without any
+        for row, got in zip(shap, _group_sums(names, shap), strict=True):
+            want: dict[str, float] = {}
+            for name, v in zip(names, row.tolist(), strict=True):  # feature order, from 0.0: as one bincount adds
+                if v != 0.0 or _GROUPS[name] in want:
+                    want[_GROUPS[name]] = want.get(_GROUPS[name], 0.0) + v
+            assert got == want  # the same groups, the same floats
+
+
 def test_batched_history_contributions_equal_the_retrievers_own(model: Recommender, inter: Interactions, explainer: Explainer) -> None:
     r = model.stage_.retrievers
     for customer in known_customers(inter, 8):
