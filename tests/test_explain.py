@@ -281,6 +281,36 @@ def test_live_events_are_history_the_reasons_may_cite(model: Recommender, inter:
                 assert ev.item in history
 
 
+def test_content_evidence_of_a_live_list_adds_up_to_the_score_it_was_ranked_with(
+    inter: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recsys.retrieval.content as content_module
+    from recsys.ranking.features import FEATURE_INDEX
+    from recsys.retrieval.content import ContentConfig
+    from tests.test_recommender import _HashingEncoder
+
+    monkeypatch.setattr(content_module, "SentenceTransformerEncoder", _HashingEncoder)
+    model = Recommender(replace(SMALL, content=ContentConfig(cache_dir=None))).fit(inter)
+    customer = known_customers(inter)[7]
+    before = set(model.history_row(customer).indices.tolist())
+    new_items = [i for i in range(len(inter.items)) if i not in before][:3]
+    model.observe(customer, pl.DataFrame({
+        "item_id": [str(inter.items.ids[i]) for i in new_items], "event_type": ["purchase"] * len(new_items),
+    }))
+    ranked = model.recommend(customer, 10, filters=Filters(exclude_purchased=True, allow_repeats=False))
+    assert ranked.basis is not None
+    ctx = Explainer(model).finder.context(ranked.basis.history.row, customer, ranked.basis)
+    compared = 0
+    for it in ranked.items:
+        if it.index in ranked.basis.history.items:
+            continue  # an item's own vector is left out of its evidence
+        history, values, _ = ctx.content_arrays(it.index)
+        assert set(new_items) <= set(history.tolist())  # the live purchases are in the profile
+        assert abs(values.sum() - it.features[FEATURE_INDEX["content_score"]]) < 1e-5
+        compared += 1
+    assert compared >= 5
+
+
 # -- faithfulness -----------------------------------------------------------------------
 
 
