@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -85,14 +86,18 @@ class EvidenceItem:
     contribution: float | None = None
     figures: dict[str, Any] = field(default_factory=dict)
 
-    def keys(self) -> set[str]:
+    def keys(self) -> frozenset[str]:
         """The keys :meth:`as_dict` gives, without building it (the rules check them on every candidate)."""
+        return self._keys
+
+    @cached_property
+    def _keys(self) -> frozenset[str]:  # once per item: alternatives of a reason share their items
         out = {"item_id", "title", "role", *self.figures}
         if self.interaction is not None:
             out.add("interaction")
         if self.contribution is not None:
             out.add("contribution")
-        return out
+        return frozenset(out)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"item_id": self.item_id, "title": self.title, "role": self.role}

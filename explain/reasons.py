@@ -83,9 +83,15 @@ def choose(
     check by ``id``, for a caller that offers the same candidates (for the
     same item) again.
     """
+    backed: dict[str, bool] = {}  # per reason type: do its backing features raise the score?
     for group, shap in rank_groups(group_shap):
         for ev in candidates(group):
-            if not all(sum(feature_shap.get(f, 0.0) for f in fs) > 0 for fs in BACKING.get(ev.reason_type, ())):
+            ok = backed.get(ev.reason_type)
+            if ok is None:
+                ok = backed[ev.reason_type] = all(
+                    sum(feature_shap.get(f, 0.0) for f in fs) > 0 for fs in BACKING.get(ev.reason_type, ())
+                )
+            if not ok:
                 continue
             seen = None if checked is None else checked.get(id(ev))
             if seen is not None and seen[0] is ev:

@@ -112,9 +112,9 @@ def violations(
     """
     out = []
     for e in evidence.items:
-        bad_keys = sorted(e.keys() - EVIDENCE_KEYS)
-        if bad_keys:
-            out.append(f"evidence of item {e.item_id} carries unexpected keys {bad_keys}")
+        keys = e.keys()
+        if not keys <= EVIDENCE_KEYS:
+            out.append(f"evidence of item {e.item_id} carries unexpected keys {sorted(keys - EVIDENCE_KEYS)}")
         if e.role == "history" and e.item not in history:
             out.append(f"cites item {e.item_id}, which is not in the customer's history")
         if e.role == "history" and evidence.cites_history and not (e.contribution is not None and e.contribution > 0):
