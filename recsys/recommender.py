@@ -1152,17 +1152,21 @@ def _copurchase_links_by_owner(
     cop: CoPurchaseRetriever,
     row: sp.csr_matrix,
     links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """:func:`_copurchase_links` (or ``links``, what it gave for ``row``) with the history item each link comes from.
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """:func:`_copurchase_links` (or ``links``, what it gave for ``row``) with where each history item's
+    links are: ``(owners, offsets, cols, vals)``, history item ``owners[e]``'s links at
+    ``offsets[e]:offsets[e + 1]``.
 
     Dropping one owner's links leaves the others in the same order, so the
     co-purchase sums without that item are the ones recomputed from scratch.
     """
     sim = cop.similarity_
-    hist = row.indices[row.data > 0]
+    hist = row.indices[row.data > 0].astype(np.int64)
     sizes = sim.indptr[hist + 1] - sim.indptr[hist]
+    offsets = np.zeros(len(hist) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
     cols, vals = _copurchase_links(cop, row) if links is None else links
-    return np.repeat(hist.astype(np.int64), sizes), cols, vals
+    return hist, offsets, cols, vals
 
 
 class _AlsDowndate:
@@ -1223,11 +1227,14 @@ class _CopurchaseRemovals:
 
     def __init__(
         self,
-        links: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]],
+        links: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]],
         items: npt.NDArray[np.int32],
         n_items: int,
     ) -> None:
-        self.owner, self.cols, self.vals = links
+        # links of history item owners[e] at offsets[e]:offsets[e + 1] (:func:`_copurchase_links_by_owner`)
+        self.owners, self.offsets, self.cols, self.vals = links
+        self.by_owner = np.argsort(self.owners, kind="stable")
+        self.sorted_owners = self.owners[self.by_owner]
         base = np.bincount(self.cols, weights=self.vals, minlength=n_items)
         present = np.zeros(n_items, bool)
         present[self.cols] = True
@@ -1237,14 +1244,17 @@ class _CopurchaseRemovals:
         self.base_linked = base[self.linked]
         self.mark = np.zeros(n_items, bool)
         self.items = items
-        values = self.vals.astype(np.float64)
-        nonzero = values[values != 0]
         self.exact = True
-        if len(nonzero):
-            lowest = int(np.frexp(nonzero)[1].min()) - 24  # a float32 has 24 significant bits
-            # the widest column sum of |links|: the base sums themselves when no link is negative
-            wide = base if values.min() >= 0 else np.bincount(self.cols, weights=np.abs(values), minlength=n_items)
-            self.exact = int(np.frexp(float(wide.max()))[1]) - lowest <= 53
+        if len(self.vals):
+            size = np.abs(self.vals)
+            size = size[size > 0]
+            if len(size):
+                # the smallest link has the lowest exponent: one frexp, not one per link
+                lowest = int(np.frexp(size.min())[1]) - 24  # a float32 has 24 significant bits
+                # the widest column sum of |links|: the base sums themselves when no link is negative
+                negative = bool(self.vals.min() < 0)
+                wide = np.bincount(self.cols, weights=np.abs(self.vals), minlength=n_items) if negative else base
+                self.exact = int(np.frexp(float(wide.max()))[1]) - lowest <= 53
         # each asked-for item's largest link (floored at 0), its owner, and the largest from another
         # owner: without one history item the largest single link is one of the two (one link per
         # (owner, item): a history item's row of the similarity has each item once)
@@ -1255,7 +1265,7 @@ class _CopurchaseRemovals:
         into = np.flatnonzero(at >= 0)
         into = into[np.lexsort((-self.vals[into], at[into]))]  # by asked-for item, largest link first
         into_at = at[into]
-        first = np.flatnonzero(np.r_[True, into_at[1:] != into_at[:-1]]) if len(into) else np.zeros(0, np.int64)
+        first = np.flatnonzero(np.concatenate(([True], into_at[1:] != into_at[:-1]))) if len(into) else np.zeros(0, np.int64)
         self.best = np.zeros(n, np.float32)
         self.best_owner = np.full(n, -1, np.int64)
         self.runner = np.zeros(n, np.float32)
@@ -1263,11 +1273,21 @@ class _CopurchaseRemovals:
             zero = np.float32(0)
             head = into_at[first]
             self.best[head] = np.maximum(self.vals[into[first]], zero)
-            self.best_owner[head] = self.owner[into[first]]
+            self.best_owner[head] = self.owners[np.searchsorted(self.offsets, into[first], side="right") - 1]
             nxt = first + 1
             two = nxt < len(into)
             two[two] = into_at[nxt[two]] == head[two]
             self.runner[head[two]] = np.maximum(self.vals[into[nxt[two]]], zero)
+
+    def _ranges(self, removed: npt.NDArray[np.int64]) -> list[list[tuple[int, int]]]:
+        """Where each removed history item's links are (none for an item not in the history)."""
+        lows = np.searchsorted(self.sorted_owners, removed).tolist()
+        highs = np.searchsorted(self.sorted_owners, removed, side="right").tolist()
+        out = []
+        for lo, hi in zip(lows, highs, strict=True):
+            at = self.by_owner[lo:hi]
+            out.append(list(zip(self.offsets[at].tolist(), self.offsets[at + 1].tolist(), strict=True)))
+        return out
 
     def many(
         self, removed: npt.NDArray[np.int64]
@@ -1276,17 +1296,14 @@ class _CopurchaseRemovals:
         scores (rows, linked), the asked-for items' scores and largest single links (rows, items))."""
         m, n = len(removed), len(self.items)
         sums = np.repeat(self.base_linked[None, :], m, axis=0)
-        order = np.argsort(removed)
-        at_removed = np.minimum(np.searchsorted(removed[order], self.owner), max(m - 1, 0))
-        row_of = order[at_removed] if m else at_removed
-        mine = removed[row_of] == self.owner if m else np.zeros(len(self.owner), bool)
-        if mine.any():
+        for t, ranges in enumerate(self._ranges(removed)):
+            if not ranges:
+                continue
             if self.exact:
-                # one link per (owner, item): no repeated (row, position) pairs
-                sums[row_of[mine], self.slot[self.cols[mine]]] -= self.vals[mine]
+                for lo, hi in ranges:  # one link per (owner, item): no repeated position in a range
+                    sums[t, self.slot[self.cols[lo:hi]]] -= self.vals[lo:hi]
             else:
-                for t, x in enumerate(removed.tolist()):
-                    sums[t] = self._sums_without(x)
+                sums[t] = self._sums_without(ranges)
         scores = sums.astype(np.float32)
         at = self.slot[self.items]
         item_scores = np.zeros((m, n), np.float32)
@@ -1294,18 +1311,19 @@ class _CopurchaseRemovals:
         item_max = np.where(self.best_owner[None, :] == removed[:, None], self.runner[None, :], self.best[None, :])
         return self.linked, scores, item_scores, item_max.astype(np.float32, copy=False)
 
-    def _sums_without(self, x: int) -> npt.NDArray[np.float64]:
-        """The linked items' float64 sums without history item ``x``'s links, recounted in link order."""
-        mine = self.owner == x
+    def _sums_without(self, ranges: list[tuple[int, int]]) -> npt.NDArray[np.float64]:
+        """The linked items' float64 sums without the links in ``ranges`` (one history item's), recounted in link order."""
+        mine = np.zeros(len(self.cols), bool)
+        for lo, hi in ranges:
+            mine[lo:hi] = True
         sums = self.base_linked.copy()
-        if mine.any():
-            affected = self.cols[mine]
-            pos = self.slot[affected]
-            self.mark[affected] = True
-            rest = self.mark[self.cols] & ~mine
-            self.mark[affected] = False
-            again = np.bincount(self.slot[self.cols[rest]], weights=self.vals[rest], minlength=len(self.linked))
-            sums[pos] = again[pos]
+        affected = self.cols[mine]
+        pos = self.slot[affected]
+        self.mark[affected] = True
+        rest = self.mark[self.cols] & ~mine
+        self.mark[affected] = False
+        again = np.bincount(self.slot[self.cols[rest]], weights=self.vals[rest], minlength=len(self.linked))
+        sums[pos] = again[pos]
         return sums
 
 

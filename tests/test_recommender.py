@@ -327,6 +327,8 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
     for trial in range(40):
         owners = np.sort(rng.choice(n_items, size=int(rng.integers(1, 30)), replace=False))
         parts = [np.sort(rng.choice(n_items, size=int(rng.integers(0, 60)), replace=False)) for _ in owners]
+        if trial % 3 == 2:  # a history row whose items are not in index order
+            owners = owners[::-1].copy()
         owner = np.repeat(owners.astype(np.int64), [len(p) for p in parts])
         cols = np.concatenate(parts).astype(np.int32)
         vals = rng.random(len(cols)).astype(np.float32) * 3
@@ -335,7 +337,8 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
         if trial % 5 == 0:
             vals[::3] *= np.float32(1e-9)  # too wide a range for exact float64 sums: the recount path
         items = np.unique(rng.integers(0, n_items, 25)).astype(np.int32)
-        removals = _CopurchaseRemovals((owner, cols, vals), items, n_items)
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        removals = _CopurchaseRemovals((owners.astype(np.int64), offsets, cols, vals), items, n_items)
         paths.add(removals.exact)
         removed = np.array([*owners[:: max(1, len(owners) // 4)].tolist(), n_items + 5], np.int64)
         rng.shuffle(removed)  # rows follow the removals' order, whatever it is
