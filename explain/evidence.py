@@ -297,7 +297,7 @@ class EvidenceFinder:
         self._catalog_for: Any = None
         self._sim_for: Any = None
         self._sim_csc: sp.csc_matrix | None = None
-        self._kind_row: tuple[Any, int, list[int], list[int]] | None = None  # see interaction()
+        self._kind_row: tuple[Any, int, list[int], list[int], dict[int, Any]] | None = None  # see _customer_row()
         # the groups that can back a reason, each with its evidence lookup
         self._groups = {
             "copurchase": self._copurchase, "als": self._als, "ease": self._ease, "content": self._content,
@@ -355,14 +355,24 @@ class EvidenceFinder:
         return self._kinds
 
     def interaction(self, u: int, item: int) -> Interaction | None:
+        row = self._customer_row(u)
+        return None if row is None else self._kind_in(row, item)
+
+    def _customer_row(self, u: int) -> tuple[Any, int, list[int], list[int], dict[int, Any]] | None:
+        """Customer ``u``'s strongest interaction kinds as lists (None for a customer the stage does not
+        know), and a memo of what :meth:`_history_item` looked up for them. The last customer's is kept:
+        a list's evidence asks about the same customer tens of times."""
         kinds = self.kinds()
         if u < 0 or u >= kinds.shape[0]:
             return None
-        # the last customer's row as lists: a list's evidence asks about the same customer tens of times
         row = self._kind_row
         if row is None or row[0] is not kinds or row[1] != u:
             lo, hi = kinds.indptr[u], kinds.indptr[u + 1]
-            row = self._kind_row = (kinds, u, kinds.indices[lo:hi].tolist(), kinds.data[lo:hi].tolist())
+            row = self._kind_row = (kinds, u, kinds.indices[lo:hi].tolist(), kinds.data[lo:hi].tolist(), {})
+        return row
+
+    @staticmethod
+    def _kind_in(row: tuple[Any, int, list[int], list[int], dict[int, Any]], item: int) -> Interaction | None:
         indices = row[2]
         pos = bisect_left(indices, item)
         if pos < len(indices) and indices[pos] == item:
@@ -384,11 +394,18 @@ class EvidenceFinder:
         return None if c is None else str(c)
 
     def _history_item(self, u: int, item: int, contribution: float | None, **figures: Any) -> EvidenceItem:
-        self._catalog()
-        title = self._titles[item]
+        item = int(item)
+        row = self._customer_row(u)
+        known = None if row is None else row[4].get(item)
+        if known is None:  # the item's id, title and interaction kind: a list cites the same items many times
+            self._catalog()
+            title = self._titles[item]
+            known = (str(self._ids[item]), None if title is None else str(title), None if row is None else self._kind_in(row, item))
+            if row is not None:
+                row[4][item] = known
         return EvidenceItem(
-            item=int(item), item_id=str(self._ids[item]), title=None if title is None else str(title), role="history",
-            interaction=self.interaction(u, item), contribution=contribution, figures=figures,
+            item=item, item_id=known[0], title=known[1], role="history",
+            interaction=known[2], contribution=contribution, figures=figures,
         )
 
     def _recommended(self, item: int, **figures: Any) -> EvidenceItem:
@@ -437,12 +454,16 @@ class EvidenceFinder:
         keep = np.flatnonzero((values > 0) & (history != item))
         if not len(keep):
             return []
+        n, share = self.config.max_items, self.config.min_citation_share
+        if len(keep) > n and share <= 0:  # only the n largest are listed: with those tied with the n-th
+            kth = np.partition(values[keep], len(keep) - n)[len(keep) - n]
+            keep = keep[values[keep] >= kth]
         keep = keep[np.lexsort((history[keep], -values[keep]))]  # as sorted_contributions orders them
-        if self.config.min_citation_share > 0:
+        if share > 0:
             total = sum(values[keep].tolist())
-            if values[keep[0]] < self.config.min_citation_share * total:
+            if values[keep[0]] < share * total:
                 return []
-        keep = keep[: self.config.max_items]
+        keep = keep[:n]
         source = SOURCE_OF[reason]
         items = tuple(
             self._history_item(
