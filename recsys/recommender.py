@@ -427,7 +427,8 @@ class Stage:
         scores = np.empty((k, total + m), np.float32)
         hidden = np.concatenate([excluded[ids], excluded[items]])
         tie = np.concatenate([ids, items]).astype(np.int64)
-        end = min(total, max(8 * n, 1024))
+        end = max(8 * n, 1024)
+        end = total if total <= 2 * end else end  # a small catalogue in one product
         scores[:, :end] = _dot_rows(f, by_norm[:end])
         while True:
             scanned = at < end
@@ -692,9 +693,8 @@ class Stage:
         - each removal's folded-in ALS factor is a rank-one downdate of the
           base solve, and the listed items' ALS ranks for all removals come
           from one pruned scan (:meth:`als_ranks_many`: it stops once every
-          listed item's rank is settled, at 13% of Complete Journey's
-          catalogue for the median evaluation list, in one matrix product for
-          every removal).
+          listed item's rank is settled, in one matrix product for every
+          removal).
 
         The listed items' ranks in each source's proposals are counted for all
         removals at once (:func:`recsys.ranks.listed_ranks`), and the features of all
