@@ -22,8 +22,8 @@ reads customer attributes. Unknown customers get no evidence.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -87,17 +87,17 @@ class EvidenceItem:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def keys(self) -> frozenset[str]:
-        """The keys :meth:`as_dict` gives, without building it (the rules check them on every candidate)."""
-        return self._keys
-
-    @cached_property
-    def _keys(self) -> frozenset[str]:  # once per item: alternatives of a reason share their items
-        out = {"item_id", "title", "role", *self.figures}
-        if self.interaction is not None:
-            out.add("interaction")
-        if self.contribution is not None:
-            out.add("contribution")
-        return frozenset(out)
+        """The keys :meth:`as_dict` gives, without building it (the rules check them on every candidate;
+        made once per item: the alternatives of a reason share their items)."""
+        keys = self.__dict__.get("_keys")
+        if keys is None:
+            out = {"item_id", "title", "role", *self.figures}
+            if self.interaction is not None:
+                out.add("interaction")
+            if self.contribution is not None:
+                out.add("contribution")
+            keys = self.__dict__["_keys"] = frozenset(out)  # a frozen dataclass: not through setattr
+        return keys
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"item_id": self.item_id, "title": self.title, "role": self.role}
@@ -178,6 +178,9 @@ class HistoryContext:
         self.items = self.row.indices[keep].astype(np.int64)
         self.weights = self.row.data[keep]
         self._als: Any = None
+        self._als_solved: dict[int, npt.NDArray[np.float64]] = {}
+        self.listed: tuple[int, ...] = ()  # the list's items: their ALS solves are made together
+        self._categories: tuple[Any, dict[Any, npt.NDArray[np.int64]]] | None = None
         self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
         self._in_history: npt.NDArray[np.bool_] | None = None  # over all items, for the co-purchase columns
         self._ease: tuple[Any, Any, Any, Any] | None = None
@@ -282,8 +285,22 @@ class HistoryContext:
         items, confidence, system, factors = self._als
         if system is None:
             return np.zeros(0, np.int64), np.zeros(0)
-        weighted = sla.cho_solve(system, r.item_factors_[item].astype(np.float64), check_finite=False)
+        weighted = self._als_solved.get(item)
+        if weighted is None:  # the list's items solved side by side, once (each column as if alone)
+            wanted = list(dict.fromkeys([item, *self.listed]))
+            solved = sla.cho_solve(system, r.item_factors_[wanted].astype(np.float64).T, check_finite=False)
+            self._als_solved.update(zip(wanted, solved.T, strict=True))
+            weighted = self._als_solved[item]
         return items.astype(np.int64), confidence * (factors @ weighted)
+
+    def in_category(self, categories: npt.NDArray[np.object_], name: Any) -> npt.NDArray[np.int64]:
+        """Positions (in :attr:`items`) of the history items of category ``name`` (grouped once per list)."""
+        if self._categories is None or self._categories[0] is not categories:
+            groups: dict[Any, list[int]] = {}
+            for at, c in enumerate(categories[self.items].tolist()):
+                groups.setdefault(c, []).append(at)
+            self._categories = (categories, {c: np.asarray(v, np.int64) for c, v in groups.items()})
+        return self._categories[1].get(name, np.zeros(0, np.int64))
 
 
 class EvidenceFinder:
@@ -335,9 +352,14 @@ class EvidenceFinder:
             self._sim_csc, self._sim_for = csc, sim
         return self._sim_csc
 
-    def context(self, row: sp.csr_matrix, customer: str | None = None, basis: Any = None) -> HistoryContext:
-        """The per-list context of history ``row``; ``basis``: the ranked list's, whose history ``row`` is."""
-        return HistoryContext(self, row, customer, basis)
+    def context(
+        self, row: sp.csr_matrix, customer: str | None = None, basis: Any = None, listed: Sequence[int] = ()
+    ) -> HistoryContext:
+        """The per-list context of history ``row``; ``basis``: the ranked list's, whose history ``row`` is;
+        ``listed``: the list's items (their ALS evidence is solved together)."""
+        ctx = HistoryContext(self, row, customer, basis)
+        ctx.listed = tuple(int(i) for i in listed)
+        return ctx
 
     def kinds(self) -> sp.csr_matrix:
         """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""
@@ -525,7 +547,7 @@ class EvidenceFinder:
         inter = self.stage.interactions
         hist, w = row.items, row.weights
         self._catalog()
-        same = np.flatnonzero(self._categories[hist] == name)
+        same = row.in_category(self._categories, name)
         same = same[np.lexsort((hist[same], -w[same]))][: self.config.max_items]
         items = tuple(self._history_item(u, int(hist[j]), None, weight=float(w[j])) for j in same)
         if not items:

@@ -189,7 +189,7 @@ class Explainer:
         row = None
         if attributions:
             history_row = basis.history.row if basis is not None else model.history_row(ranked.customer)
-            row = self.finder.context(history_row, ranked.customer, basis)
+            row = self.finder.context(history_row, ranked.customer, basis, [it.index for it in items])
         history: Collection[int] = frozenset(row.items.tolist()) if row is not None else frozenset()
         check = None
         if self.config.counterfactual and attributions:
@@ -198,6 +198,7 @@ class Explainer:
             check = ListCheck(model, ranked, filters=filters, now=now, budget=self.config.counterfactual_budget)
         memo: dict[tuple[int, str], list[Evidence]] = {}
         checked: dict[int, tuple[Evidence, list[str]]] = {}  # each candidate's rule check, for the second pass
+        backed: dict[int, dict[str, bool]] = {}  # per position: which reason types' backing raises the score
         reported: set[int] = set()
         scored_positions = [j for j in range(len(items)) if j in attributions]
         if check is not None:
@@ -206,12 +207,13 @@ class Explainer:
             for j in scored_positions:
                 self._reason(
                     ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported,
-                    plan=True, checked=checked,
+                    plan=True, checked=checked, backed=backed,
                 )
             check.run()
         reasons = {
             j: self._reason(
-                ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported, checked=checked
+                ranked.customer, row, items[j], attributions[j], history, now, check, memo, j, reported,
+                checked=checked, backed=backed,
             )
             for j in scored_positions
         }
@@ -269,6 +271,7 @@ class Explainer:
         *,
         plan: bool = False,
         checked: dict[int, tuple[Evidence, list[str]]] | None = None,
+        backed: dict[int, dict[str, bool]] | None = None,
     ) -> Reason | None:
         """The item's reason (None in the plan pass).
 
@@ -278,8 +281,9 @@ class Explainer:
         candidate is shown only if the check ran for it and passed.
         ``memo`` keeps the evidence found per (position, group) and
         ``reported`` the candidates whose rule violations were already
-        reported and ``checked`` their rule checks, so the second pass costs no
-        new evidence or rule check and counts nothing twice.
+        reported, ``checked`` their rule checks and ``backed`` (per position)
+        which reason types' backing features raise the score, so the second
+        pass costs no new evidence or rule check and counts nothing twice.
         """
         memo = {} if memo is None else memo
         reported = set() if reported is None else reported
@@ -313,6 +317,7 @@ class Explainer:
         ev, shap = choose(
             attr.by_group(), candidates, history=history, feature_shap=attr.feature_shap(),
             on_violation=on_violation, accept=accept, checked=checked,
+            backed=None if backed is None else backed.setdefault(position, {}),
         )
         if plan:
             return None  # the plan only told the check what to re-score: nothing is shown yet

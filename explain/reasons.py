@@ -69,6 +69,7 @@ def choose(
     on_violation: Callable[[Evidence, list[str]], None] | None = None,
     accept: Callable[[Evidence], bool] | None = None,
     checked: dict[int, tuple[Evidence, list[str]]] | None = None,
+    backed: dict[str, bool] | None = None,
 ) -> tuple[Evidence | None, float | None]:
     """The first candidate reason, in group order, that breaks no rule; ``(None, None)`` if none.
 
@@ -80,10 +81,11 @@ def choose(
     way a group's evidence does not qualify, not a violation). ``accept``, if
     given, has the last word on a candidate that passed the rules (the
     optional counterfactual check). ``checked`` keeps each candidate's rule
-    check by ``id``, for a caller that offers the same candidates (for the
-    same item) again.
+    check by ``id``, and ``backed`` whether each reason type's backing
+    features raise the score, for a caller that offers the same candidates
+    (for the same item) again.
     """
-    backed: dict[str, bool] = {}  # per reason type: do its backing features raise the score?
+    backed = {} if backed is None else backed  # per reason type: do its backing features raise the score?
     for group, shap in rank_groups(group_shap):
         for ev in candidates(group):
             ok = backed.get(ev.reason_type)
