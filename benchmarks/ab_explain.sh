@@ -25,7 +25,7 @@ mkdir -p "$OUT/base" "$OUT/new" "$OUT/../emb" "$(dirname "$LOCK")"
 EMB=$(cd "$OUT/../emb" && pwd)
 git -C "$REPO" archive "$BASE" | tar -x -C "$OUT/base"
 git -C "$REPO" archive "$NEW" | tar -x -C "$OUT/new"
-git -C "$REPO" rev-parse --short "$BASE" "$NEW" > "$OUT/commits"
+{ git -C "$REPO" rev-parse --short "$BASE"; git -C "$REPO" rev-parse --short "$NEW"; } > "$OUT/commits"
 
 run() {  # round name snapshot args...
   local round=$1 name=$2 snap=$3
