@@ -422,21 +422,21 @@ class Stage:
         if inside.any():
             own[:, inside] = _dot_rows(f, by_norm[at[inside]])
         back = np.asarray(back, np.int64)
+        back_at = np.where(back >= 0, position[np.maximum(back, 0)], total)
         listed_back = items[None, :] == back[:, None]  # a row's removed item among the listed ones
+        back_listed = listed_back.any(axis=1)
         # columns: the scanned prefix (by decreasing norm), then the listed items' own scores
         scores = np.empty((k, total + m), np.float32)
+        scores[:, total:] = own
         hidden = np.concatenate([excluded[ids], excluded[items]])
         tie = np.concatenate([ids, items]).astype(np.int64)
         end = max(8 * n, 1024)
         end = total if total <= 2 * end else end  # a small catalogue in one product
         scores[:, :end] = _dot_rows(f, by_norm[:end])
         while True:
-            scanned = at < end
-            scores[:, total:] = own
-            item_pos = np.where(scanned, at, total + np.arange(m))
-            back_at = np.where(back >= 0, position[np.maximum(back, 0)], total)
+            item_pos = np.where(at < end, at, total + np.arange(m))
             removed_pos = np.where(back_at < end, back_at, -1)
-            hit = listed_back.any(axis=1) & (removed_pos < 0)
+            hit = back_listed & (removed_pos < 0)  # a removed item not scanned yet, but listed: its own column
             removed_pos[hit] = item_pos[np.argmax(listed_back[hit], axis=1)]
             ranks = ranks_at(scores, n, item_pos, hidden, removed_pos, tie, width=end)
             if end == total:
