@@ -24,7 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -165,7 +165,12 @@ class HistoryContext:
     """
 
     def __init__(
-        self, finder: EvidenceFinder, row: sp.csr_matrix, customer: str | None = None, basis: Any = None
+        self,
+        finder: EvidenceFinder,
+        row: sp.csr_matrix,
+        customer: str | None = None,
+        basis: Any = None,
+        listed: Sequence[int] = (),
     ) -> None:
         self.finder = finder
         self.customer = customer
@@ -179,7 +184,7 @@ class HistoryContext:
         self.weights = self.row.data[keep]
         self._als: Any = None
         self._als_solved: dict[int, npt.NDArray[np.float64]] = {}
-        self.listed: tuple[int, ...] = ()  # the list's items: their ALS solves are made together
+        self.listed = tuple(int(i) for i in listed)  # the list's items: their ALS solves are made together
         self._categories: tuple[Any, dict[Any, npt.NDArray[np.int64]]] | None = None
         self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
         self._in_history: npt.NDArray[np.bool_] | None = None  # over all items, for the co-purchase columns
@@ -303,6 +308,18 @@ class HistoryContext:
         return self._categories[1].get(name, np.zeros(0, np.int64))
 
 
+class _CustomerKinds(NamedTuple):
+    """One customer's strongest interaction kinds (the ``kinds`` matrix's row ``u``) as sorted item
+    indices and their codes, and what :meth:`EvidenceFinder._history_item` looked up for the items
+    cited for them: (item id, title, interaction kind) per item."""
+
+    kinds: Any
+    u: int
+    items: list[int]
+    codes: list[int]
+    cited: dict[int, tuple[str, str | None, Interaction | None]]
+
+
 class EvidenceFinder:
     """Looks up evidence in a fitted recommender's serving stage (read at call time)."""
 
@@ -314,7 +331,7 @@ class EvidenceFinder:
         self._catalog_for: Any = None
         self._sim_for: Any = None
         self._sim_csc: sp.csc_matrix | None = None
-        self._kind_row: tuple[Any, int, list[int], list[int], dict[int, Any]] | None = None  # see _customer_row()
+        self._kind_row: _CustomerKinds | None = None  # see _customer_row()
         # the groups that can back a reason, each with its evidence lookup
         self._groups = {
             "copurchase": self._copurchase, "als": self._als, "ease": self._ease, "content": self._content,
@@ -357,9 +374,7 @@ class EvidenceFinder:
     ) -> HistoryContext:
         """The per-list context of history ``row``; ``basis``: the ranked list's, whose history ``row`` is;
         ``listed``: the list's items (their ALS evidence is solved together)."""
-        ctx = HistoryContext(self, row, customer, basis)
-        ctx.listed = tuple(int(i) for i in listed)
-        return ctx
+        return HistoryContext(self, row, customer, basis, listed)
 
     def kinds(self) -> sp.csr_matrix:
         """Strongest interaction code per (customer, item): 4 purchase, 3 rating, 2 cart, 1 view."""
@@ -380,7 +395,7 @@ class EvidenceFinder:
         row = self._customer_row(u)
         return None if row is None else self._kind_in(row, item)
 
-    def _customer_row(self, u: int) -> tuple[Any, int, list[int], list[int], dict[int, Any]] | None:
+    def _customer_row(self, u: int) -> _CustomerKinds | None:
         """Customer ``u``'s strongest interaction kinds as lists (None for a customer the stage does not
         know), and a memo of what :meth:`_history_item` looked up for them. The last customer's is kept:
         a list's evidence asks about the same customer tens of times."""
@@ -388,17 +403,17 @@ class EvidenceFinder:
         if u < 0 or u >= kinds.shape[0]:
             return None
         row = self._kind_row
-        if row is None or row[0] is not kinds or row[1] != u:
+        if row is None or row.kinds is not kinds or row.u != u:
             lo, hi = kinds.indptr[u], kinds.indptr[u + 1]
-            row = self._kind_row = (kinds, u, kinds.indices[lo:hi].tolist(), kinds.data[lo:hi].tolist(), {})
+            row = self._kind_row = _CustomerKinds(kinds, u, kinds.indices[lo:hi].tolist(), kinds.data[lo:hi].tolist(), {})
         return row
 
     @staticmethod
-    def _kind_in(row: tuple[Any, int, list[int], list[int], dict[int, Any]], item: int) -> Interaction | None:
-        indices = row[2]
+    def _kind_in(row: _CustomerKinds, item: int) -> Interaction | None:
+        indices = row.items
         pos = bisect_left(indices, item)
         if pos < len(indices) and indices[pos] == item:
-            return _KIND_NAMES.get(row[3][pos])
+            return _KIND_NAMES.get(row.codes[pos])
         return None
 
     def title(self, item: int) -> str | None:
@@ -418,13 +433,13 @@ class EvidenceFinder:
     def _history_item(self, u: int, item: int, contribution: float | None, **figures: Any) -> EvidenceItem:
         item = int(item)
         row = self._customer_row(u)
-        known = None if row is None else row[4].get(item)
+        known = None if row is None else row.cited.get(item)
         if known is None:  # the item's id, title and interaction kind: a list cites the same items many times
             self._catalog()
             title = self._titles[item]
             known = (str(self._ids[item]), None if title is None else str(title), None if row is None else self._kind_in(row, item))
             if row is not None:
-                row[4][item] = known
+                row.cited[item] = known
         return EvidenceItem(
             item=item, item_id=known[0], title=known[1], role="history",
             interaction=known[2], contribution=contribution, figures=figures,
