@@ -138,12 +138,13 @@ class Explainer:
         """Build the lookups the first ``explain`` would build (interaction kinds, titles,
         the co-purchase column index, the ranker's TreeSHAP tables and compiled trees,
         the check's compiled rank counting), e.g. in a web app's startup; returns ``self``."""
-        from recsys import ranks
+        from recsys import links, ranks
 
         ranker = self.model.ranker_
         ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32))
         ranker.predict(np.zeros((1, len(ranker.feature_names_)), np.float32))  # the compiled trees
         ranks.prepare()  # the counterfactual check's rank counting
+        links.prepare()  # and its pass over the co-purchase links
         self.finder.kinds()
         self.finder.title(0)
         if "copurchase" in self.model.stage_.retrievers:

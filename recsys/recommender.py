@@ -41,6 +41,7 @@ from recsys.history import (
     values_at,
 )
 from recsys.interactions import DAY, InteractionConfig, Interactions
+from recsys.links import link_pass
 from recsys.ranking.features import (
     FEATURE_NAMES,
     MISSING_RANK,
@@ -1235,49 +1236,34 @@ class _CopurchaseRemovals:
         self.owners, self.offsets, self.cols, self.vals = links
         self.by_owner = np.argsort(self.owners, kind="stable")
         self.sorted_owners = self.owners[self.by_owner]
-        base = np.bincount(self.cols, weights=self.vals, minlength=n_items)
-        present = np.zeros(n_items, bool)
-        present[self.cols] = True
-        self.linked = np.flatnonzero(present).astype(np.int32)
+        n = len(items)
+        item_slot = np.full(n_items, -1, np.int64)
+        item_slot[items] = np.arange(n)
+        # one compiled pass: the base sums, the linked items and the asked-for items' largest links
+        found = link_pass(self.cols, self.vals, n_items, item_slot)
+        base = found.sums
+        self.linked = np.flatnonzero(found.present).astype(np.int32)
         self.slot = np.full(n_items, -1, np.int64)
         self.slot[self.linked] = np.arange(len(self.linked))
         self.base_linked = base[self.linked]
         self.mark = np.zeros(n_items, bool)
         self.items = items
         self.exact = True
-        if len(self.vals):
-            size = np.abs(self.vals)
-            size = size[size > 0]
-            if len(size):
-                # the smallest link has the lowest exponent: one frexp, not one per link
-                lowest = int(np.frexp(size.min())[1]) - 24  # a float32 has 24 significant bits
-                # the widest column sum of |links|: the base sums themselves when no link is negative
-                negative = bool(self.vals.min() < 0)
-                wide = np.bincount(self.cols, weights=np.abs(self.vals), minlength=n_items) if negative else base
-                self.exact = int(np.frexp(float(wide.max()))[1]) - lowest <= 53
+        if found.min_abs > 0:
+            # the smallest link has the lowest exponent
+            lowest = int(np.frexp(found.min_abs)[1]) - 24  # a float32 has 24 significant bits
+            # the widest column sum of |links|: the base sums themselves when no link is negative
+            wide = np.bincount(self.cols, weights=np.abs(self.vals), minlength=n_items) if found.negative else base
+            self.exact = int(np.frexp(float(wide.max()))[1]) - lowest <= 53
         # each asked-for item's largest link (floored at 0), its owner, and the largest from another
         # owner: without one history item the largest single link is one of the two (one link per
         # (owner, item): a history item's row of the similarity has each item once)
-        n = len(items)
-        item_slot = np.full(n_items, -1, np.int64)
-        item_slot[items] = np.arange(n)
-        at = item_slot[self.cols]
-        into = np.flatnonzero(at >= 0)
-        into = into[np.lexsort((-self.vals[into], at[into]))]  # by asked-for item, largest link first
-        into_at = at[into]
-        first = np.flatnonzero(np.concatenate(([True], into_at[1:] != into_at[:-1]))) if len(into) else np.zeros(0, np.int64)
-        self.best = np.zeros(n, np.float32)
+        zero = np.float32(0)
+        linked = found.seen > 0
+        self.best = np.where(linked, np.maximum(found.best, zero), zero)
         self.best_owner = np.full(n, -1, np.int64)
-        self.runner = np.zeros(n, np.float32)
-        if len(first):
-            zero = np.float32(0)
-            head = into_at[first]
-            self.best[head] = np.maximum(self.vals[into[first]], zero)
-            self.best_owner[head] = self.owners[np.searchsorted(self.offsets, into[first], side="right") - 1]
-            nxt = first + 1
-            two = nxt < len(into)
-            two[two] = into_at[nxt[two]] == head[two]
-            self.runner[head[two]] = np.maximum(self.vals[into[nxt[two]]], zero)
+        self.best_owner[linked] = self.owners[np.searchsorted(self.offsets, found.best_link[linked], side="right") - 1]
+        self.runner = np.where(found.seen > 1, np.maximum(found.runner, zero), zero)
 
     def _ranges(self, removed: npt.NDArray[np.int64]) -> list[list[tuple[int, int]]]:
         """Where each removed history item's links are (none for an item not in the history)."""

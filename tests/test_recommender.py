@@ -353,6 +353,36 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
     assert paths == {True, False}  # both the subtraction and the recount were compared
 
 
+def test_link_pass_is_the_numpy_sums_and_a_stable_sort_of_the_links() -> None:
+    from recsys.links import link_pass
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n_items = int(rng.integers(1, 200))
+        cols = rng.integers(0, n_items, int(rng.integers(0, 400))).astype(np.int32)
+        # coarse values: equal links into one item are common, so the first-of-equals rule is exercised
+        vals = np.round(rng.normal(0.3, 1.0, len(cols)), 1 if trial % 2 else 4).astype(np.float32)
+        items = np.unique(rng.integers(0, n_items, int(rng.integers(1, 12)))).astype(np.int32)
+        slot = np.full(n_items, -1, np.int64)
+        slot[items] = np.arange(len(items))
+        got = link_pass(cols, vals, n_items, slot)
+        assert np.array_equal(got.sums, np.bincount(cols, weights=vals, minlength=n_items))
+        present = np.zeros(n_items, bool)
+        present[cols] = True
+        assert np.array_equal(got.present, present)
+        nonzero = np.abs(vals)[vals != 0]
+        assert got.min_abs == (float(nonzero.min()) if len(nonzero) else 0.0)
+        assert got.negative == bool((vals < 0).any())
+        for j, item in enumerate(items.tolist()):
+            mine = np.flatnonzero(cols == item)
+            order = mine[np.argsort(-vals[mine], kind="stable")]  # largest first, equal ones in link order
+            assert got.seen[j] == min(len(mine), 2)
+            if len(mine):
+                assert got.best_link[j] == order[0] and got.best[j] == vals[order[0]]
+            if len(mine) > 1:
+                assert got.runner[j] == vals[order[1]]
+
+
 def test_listed_ranks_are_the_ranks_in_top_row_by_row() -> None:
     from recsys.ranks import listed_ranks
     from recsys.recommender import _ranks_in, _top

@@ -1,0 +1,105 @@
+"""One compiled pass over a history's co-purchase links: their sums, which items they reach, and the
+largest links into a few asked-for items.
+
+A grocery history has tens of thousands of links (each history item's row of
+the pruned co-purchase similarity). The counterfactual check needs, from the
+same links, the float64 sum per item (as ``np.bincount`` adds them: in link
+order, each float32 link widened to float64), which items have a link at
+all, and for each of the list's items its largest link, that link's
+position and the largest of the others. Done with NumPy that is a dozen
+passes over the links and over the catalogue plus a sort; :func:`link_pass`
+is one numba loop over the links, with the same results bit for bit (sums in
+the same order; maxima by comparisons only, the first of equal links
+counting as the largest, as a stable sort would order them; tested against
+the NumPy formulation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recsys.compiled import lazily_compiled
+
+
+@dataclass(frozen=True)
+class LinkPass:
+    """What :func:`link_pass` found; per asked-for item: ``best`` its largest link (raw, may be
+    negative), ``best_link`` that link's position (-1: no link), ``runner`` the largest of its other
+    links and ``seen`` how many links it has, capped at 2 (``runner`` is meaningful when 2)."""
+
+    sums: npt.NDArray[np.float64]  # (n_items,): np.bincount(cols, weights=vals, minlength=n_items)
+    present: npt.NDArray[np.bool_]  # (n_items,): has at least one link
+    best: npt.NDArray[np.float32]
+    best_link: npt.NDArray[np.int64]
+    runner: npt.NDArray[np.float32]
+    seen: npt.NDArray[np.int8]
+    min_abs: float  # the smallest nonzero |link| (0.0 if none)
+    negative: bool  # some link is negative
+
+
+def link_pass(
+    cols: npt.NDArray[np.integer[Any]], vals: npt.NDArray[np.float32], n_items: int, item_slot: npt.NDArray[np.int64]
+) -> LinkPass:
+    """One pass over links ``(cols, vals)`` (float32); ``item_slot`` maps each item to its place among
+    the asked-for items (-1: not asked for)."""
+    n = int(item_slot.max(initial=-1)) + 1
+    sums = np.zeros(n_items, np.float64)
+    present = np.zeros(n_items, np.bool_)
+    best = np.zeros(n, np.float32)
+    best_link = np.full(n, -1, np.int64)
+    runner = np.zeros(n, np.float32)
+    seen = np.zeros(n, np.int8)
+    flags = np.zeros(2, np.float64)  # smallest nonzero |link|, any negative
+    if len(cols):
+        _kernel()(
+            np.ascontiguousarray(cols), np.ascontiguousarray(vals, np.float32), np.ascontiguousarray(item_slot, np.int64),
+            sums, present, best, best_link, runner, seen, flags,
+        )
+    return LinkPass(sums, present, best, best_link, runner, seen, float(flags[0]), bool(flags[1]))
+
+
+def _link_loop(
+    cols: Any, vals: Any, item_slot: Any, sums: Any, present: Any, best: Any, best_link: Any, runner: Any, seen: Any,
+    flags: Any,
+) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
+    min_abs = np.float32(np.inf)
+    negative = False
+    for e in range(len(cols)):
+        c = cols[e]
+        v = vals[e]
+        sums[c] += np.float64(v)
+        present[c] = True
+        a = abs(v)
+        if a > 0 and a < min_abs:
+            min_abs = a
+        if v < 0:
+            negative = True
+        j = item_slot[c]
+        if j >= 0:
+            if seen[j] == 0:
+                best[j] = v
+                best_link[j] = e
+                seen[j] = 1
+            elif v > best[j]:
+                runner[j] = best[j]
+                best[j] = v
+                best_link[j] = e
+                seen[j] = 2
+            elif seen[j] == 1 or v > runner[j]:
+                runner[j] = v
+                seen[j] = 2
+    flags[0] = 0.0 if min_abs == np.inf else np.float64(min_abs)
+    flags[1] = 1.0 if negative else 0.0
+
+
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_kernel = lazily_compiled(_link_loop)
+
+
+def prepare() -> None:
+    """Compile the kernel now, e.g. when a model is loaded, not on the first request."""
+    link_pass(np.array([0], np.int32), np.array([1.0], np.float32), 1, np.array([0], np.int64))
