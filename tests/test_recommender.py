@@ -527,6 +527,25 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
                 assert np.isnan(got[t])
 
 
+def test_kept_category_latest_is_each_rows_own_maximum() -> None:
+    from recsys.ranking.features import _kept_category_latest
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        size, rows, n_cat = int(rng.integers(0, 40)), int(rng.integers(1, 8)), int(rng.integers(1, 6))
+        categories = rng.integers(0, n_cat, size)
+        # coarse times: equal latest entries in one category; undated (NaN) entries
+        ts = rng.integers(0, 6, size).astype(np.float64)
+        ts[rng.random(size) < 0.2] = np.nan
+        keeps = rng.random((rows, size)) < (0.95 if trial % 2 else 0.5)
+        got = _kept_category_latest(categories, ts, keeps, n_cat)
+        for t in range(rows):
+            for g in range(n_cat):
+                mine = ts[keeps[t] & (categories == g)]
+                mine = mine[np.isfinite(mine)]
+                assert got[t, g] == (mine.max() if len(mine) else -np.inf), (trial, t, g)
+
+
 def test_buy_again_ranks_without_each_item_are_the_proposals_ranks() -> None:
     from recsys.recommender import _buy_again_proposals, _buy_again_ranks_without, _ranks_in
     from recsys.retrieval.buy_again import RepeatPairs

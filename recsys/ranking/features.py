@@ -12,7 +12,7 @@ Each feature belongs to a *group* (the evidence family an explanation can cite):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -260,10 +260,8 @@ def build_feature_stack(
         last_ts = profile.last_ts[at]
         dated = np.bincount(rows, weights=np.isfinite(last_ts), minlength=m) > 0
         if now is not None and (some & dated).any():
-            n_cat = table.n_category
-            last_by_cat = np.full(m * n_cat, -np.inf)
-            np.maximum.at(last_by_cat, rows * n_cat + table.category[hist[at]], np.nan_to_num(last_ts, nan=-np.inf))
-            last = last_by_cat.reshape(m, n_cat)[:, table.category[items]]
+            last_by_cat = _kept_category_latest(table.category[hist], profile.last_ts, keeps, table.n_category)
+            last = last_by_cat[:, table.category[items]]
             days = np.where(np.isfinite(last), (now - last) / DAY, 365.0)
             put_some("days_since_category", np.clip(days, 0, 365), some & dated)
         medians = _kept_medians(table.price[hist], keeps)
@@ -284,6 +282,28 @@ def build_feature_stack(
         "n_sources",
         sum((source_ranks[s] < MISSING_RANK).astype(np.float32) for s in source_ranks),
     )
+    return out
+
+
+def _kept_category_latest(
+    categories: npt.NDArray[np.integer[Any]], last_ts: npt.NDArray[np.float64], keeps: npt.NDArray[np.bool_], n_cat: int
+) -> npt.NDArray[np.float64]:
+    """Per row of ``keeps`` and category, the latest ``last_ts`` of the history entries it keeps
+    (``-inf`` where none is dated), shape (rows, n_cat).
+
+    A maximum is exact in any order, so the whole history's latest per
+    category is taken once; a row differs from it only in a category whose
+    latest entry the row drops, and only such a category is looked at again.
+    """
+    ts = np.nan_to_num(last_ts, nan=-np.inf)
+    whole = np.full(n_cat, -np.inf)
+    np.maximum.at(whole, categories, ts)
+    out = np.repeat(whole[None, :], keeps.shape[0], axis=0)
+    rows, entries = np.nonzero(~keeps)
+    hit = ts[entries] == whole[categories[entries]]  # the row drops its category's latest (or an equal) entry
+    for t, g in zip(rows[hit].tolist(), categories[entries[hit]].tolist(), strict=True):
+        kept = ts[keeps[t] & (categories == g)]
+        out[t, g] = kept.max() if len(kept) else -np.inf
     return out
 
 
