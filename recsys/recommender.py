@@ -208,6 +208,8 @@ class ListBasis:
     ease_history: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None  # EASE's slots and values
     ease_modelled: npt.NDArray[np.float32] | None  # EASE scores of the modelled items
     copurchase_links: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]  # see _copurchase_links
+    # the content profile and its scores of the whole catalogue, when the candidate step scanned it
+    content_scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
     memo: dict[str, Any] = field(default_factory=dict)  # work done for the list after ranking it
 
     def als_system(self, als: Any) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], Any]:
@@ -316,10 +318,19 @@ class Stage:
             self._pool_index = index
         return index
 
+    def content_norm_max(self) -> float:
+        """The largest norm of a content embedding (about 1: they are normalised; cached)."""
+        got = self.__dict__.get("_content_norm_max")
+        if got is None:
+            emb = self.retrievers["content"].embeddings_
+            got = float(np.sqrt(np.einsum("ij,ij->i", emb, emb).max(initial=0.0)))
+            self._content_norm_max = got
+        return got
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for cache in (  # rebuilt on first use
-            "_pool_index", "_popular_order", "_popular_position", "_als_index", "_als_norm_index", "_als_norm_position",
+            "_content_norm_max", "_pool_index", "_popular_order", "_popular_position", "_als_index", "_als_norm_index", "_als_norm_position",
         ):
             state.pop(cache, None)
         return state
@@ -542,6 +553,7 @@ class Stage:
         proposals["copurchase"] = _top(cop_scores[linked], counts.copurchase, n_hist, in_history, ids=linked)
         score_of["copurchase"] = lambda idx: cop_scores[idx]
         content_scores = None
+        content_scan = None
         if "content" in r:
             # scored on demand: a full catalog scan is the costliest step on big catalogs
             content_scores = _content_profile_scores(r["content"], h.content_row)
@@ -549,7 +561,8 @@ class Stage:
             if h.content_row.nnz == 0:
                 proposals["content"] = np.empty(0, np.int32)
             elif pool is None:
-                proposals["content"] = _top(content_scores(None), counts.content, n_hist, in_history)
+                content_scan = (content_scores.profile, content_scores(None))
+                proposals["content"] = _top(content_scan[1], counts.content, n_hist, in_history)
             else:
                 cand = self.pool_index().top(content_scores.profile, counts.content)
                 proposals["content"] = cand[~in_history[cand]]
@@ -595,7 +608,7 @@ class Stage:
         )
         names = tuple(proposals)
         proposed = np.stack([source_ranks[n] < MISSING_RANK for n in names], axis=1)
-        return CandidateSet(items, names, proposed, features, ListBasis(h, ease_history, modelled, links))
+        return CandidateSet(items, names, proposed, features, ListBasis(h, ease_history, modelled, links, content_scan))
 
     def popularity_proposals(
         self,
@@ -859,10 +872,12 @@ class Stage:
                     assert cand is not None
                     source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
             if self.content_pool is None and profiled:
-                # the whole catalogue is the pool: one product scans it for every removal
-                scans = _dot_rows(np.stack([content_profiles[t] for t in profiled]), content.embeddings_)  # type: ignore[misc]
-                source_ranks["content"][profiled] = listed_ranks(
-                    scans.astype(np.float32, copy=False), counts.content, items, in_history, gone[profiled]
+                # the whole catalogue is the pool: its items near the listed ones' scores are scanned for every removal
+                source_ranks["content"][profiled] = _content_ranks_without(
+                    content.embeddings_, self.content_norm_max(),
+                    np.stack([content_profiles[t] for t in profiled]),  # type: ignore[misc]
+                    source_scores["content"][profiled], counts.content, items, in_history, gone[profiled],
+                    None if basis is None else basis.content_scan,
                 )
         # buy-again: each pair's figures are its own, so a removal only drops the removed item's pair
         repeats = base.repeats.restrict(in_history[base.repeats.items])
@@ -1096,6 +1111,95 @@ def _dot_rows(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDA
     machines). The result is a transposed view.
     """
     return (b @ a.T).T
+
+
+# how far two float32 computations of one cosine (384 terms, each |term| summing to at most 1) can round
+# apart, with a wide margin: the rounding of each is below 384 * 2**-24 ~ 2.3e-5
+_COSINE_ROUNDING = 1e-4
+
+
+def _content_ranks_without(
+    emb: npt.NDArray[np.float32],
+    norm_max: float,
+    profiles: npt.NDArray[np.float32],
+    listed_scores: npt.NDArray[np.float32],
+    count: int,
+    items: npt.NDArray[np.int32],
+    in_history: npt.NDArray[np.bool_],
+    removed: npt.NDArray[np.int64],
+    scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
+) -> npt.NDArray[np.float32]:
+    """``listed_ranks(_dot_rows(profiles, emb), count, items, in_history, removed)`` without scoring the
+    whole catalogue for every profile (:func:`_content_near` says which items need it).
+
+    ``listed_scores`` are the listed items' scores under each profile (any
+    float32 computation); ``scan`` is a nearby profile and its scores of every
+    item (the base history's, from the candidate step; None: made here from
+    the first profile).
+    """
+    if scan is None:
+        scan = (profiles[0], (emb @ profiles[0]).astype(np.float32))
+    sure_missing, pruned, ids = _content_near(norm_max, profiles, listed_scores, count, items, in_history, removed, scan)
+    ranks = np.full(listed_scores.shape, MISSING_RANK, np.float32)
+    if pruned.any():
+        ranks[pruned] = listed_ranks(
+            _dot_rows(profiles[pruned], emb[ids]).astype(np.float32, copy=False), count, items, in_history,
+            removed[pruned], ids=ids,
+        )
+    if not pruned.all():
+        rest = ~pruned
+        ranks[rest] = listed_ranks(
+            _dot_rows(profiles[rest], emb).astype(np.float32, copy=False), count, items, in_history, removed[rest]
+        )
+    ranks[sure_missing] = MISSING_RANK
+    return ranks
+
+
+def _content_near(
+    norm_max: float,
+    profiles: npt.NDArray[np.float32],
+    listed_scores: npt.NDArray[np.float32],
+    count: int,
+    items: npt.NDArray[np.int32],
+    in_history: npt.NDArray[np.bool_],
+    removed: npt.NDArray[np.int64],
+    scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Which listed items each profile surely leaves out of the content proposals, which profiles
+    are ranked on a few items only, and those items (ascending); the other profiles scan the catalogue.
+
+    A profile ``p`` moves an item's score from the ``scan``'s by at most
+    ``norm_max * |p - scan profile|``; widened by the rounding of the three
+    computations of a score (the scan's, the row's, ``listed_scores``') that
+    is each row's reach. Per row:
+
+    - a listed item below the ``count``-th best open score minus the reach
+      has ``count`` items surely ahead of it: not proposed;
+    - an item whose scan score plus the reach is below every other listed
+      score cannot be ahead of any of them and need not be scored.
+
+    A row that would still score more than a quarter of the catalogue (a
+    removal that moves the profile far) scans it all instead.
+    """
+    base, base_scores = scan
+    diff = profiles.astype(np.float64) - base.astype(np.float64)
+    reach = norm_max * np.sqrt(np.einsum("ij,ij->i", diff, diff)) + 4 * _COSINE_ROUNDING
+    open_scores = base_scores[~in_history]
+    kth = -np.inf
+    if len(open_scores) >= count:
+        kth = float(np.partition(open_scores, len(open_scores) - count)[len(open_scores) - count])
+    listed = listed_scores.astype(np.float64)
+    sure_missing = listed < (kth - reach)[:, None]
+    # the listed items each row may still rank: positive (within rounding), proposable, not surely missing
+    proposable = ~in_history[items][None, :] | (items[None, :] == removed[:, None])
+    maybe = ~sure_missing & proposable & (listed > -_COSINE_ROUNDING)
+    # each row's lowest score that can matter: below it nothing is ahead of a listed item it ranks
+    floor = np.where(maybe, listed, np.inf).min(axis=1) - _COSINE_ROUNDING - reach
+    sizes = (base_scores[None, :] >= floor[:, None]).sum(axis=1)
+    pruned = 4 * sizes <= len(base_scores)
+    # (a listed item a row may rank is among them: its own scan score is above its row's floor)
+    near = base_scores >= float(floor[pruned].min()) if pruned.any() else np.zeros(0, bool)
+    return sure_missing, pruned, np.flatnonzero(near)
 
 
 def _rowdot(rows: npt.NDArray[np.float32], v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

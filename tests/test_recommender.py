@@ -383,6 +383,53 @@ def test_link_pass_is_the_numpy_sums_and_a_stable_sort_of_the_links() -> None:
                 assert got.runner[j] == vals[order[1]]
 
 
+def test_content_ranks_without_are_the_full_scans_ranks() -> None:
+    from recsys.ranks import listed_ranks
+    from recsys.recommender import _content_near, _content_ranks_without, _dot_rows, _rowdot
+
+    rng = np.random.default_rng(17)
+    pruned = scanned = surely_missing = 0
+    for trial in range(80):
+        n_items, dim = int(rng.integers(200, 900)), 8
+        emb = rng.normal(size=(n_items, dim)).astype(np.float32)
+        emb[rng.random(n_items) < 0.1] = 0  # items without text
+        dup = rng.integers(0, n_items, n_items // 5)
+        emb[rng.integers(0, n_items, len(dup))] = emb[dup]  # equal embeddings: equal scores, ties by item index
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0).astype(np.float32)
+        history = np.unique(rng.integers(0, n_items, int(rng.integers(2, 80))))
+        weights = rng.random(len(history)).astype(np.float32) + 0.1
+        in_history = np.zeros(n_items, bool)
+        in_history[history] = True
+
+        def profile(w: np.ndarray, emb: np.ndarray = emb, history: np.ndarray = history) -> np.ndarray:
+            p = (w @ emb[history]).astype(np.float32)
+            norm = np.linalg.norm(p)
+            return (p / norm if norm > 0 else p).astype(np.float32)
+
+        base = profile(weights)
+        base_scores = (emb @ base).astype(np.float32)
+        removed = np.concatenate([rng.choice(history, min(6, len(history) - 1), replace=False), [int(np.argmin(in_history))]])
+        profiles = np.stack([profile(np.where(history == x, 0, weights).astype(np.float32)) for x in removed])
+        # listed: some of the best open items, some anywhere (history items too)
+        best_open = np.argsort(-np.where(in_history, -np.inf, base_scores), kind="stable")[:30]
+        items = np.unique(np.concatenate([rng.choice(best_open, 6, replace=False), rng.integers(0, n_items, 4)]))
+        items = items.astype(np.int32)
+        listed_scores = np.stack([_rowdot(emb[items], p) for p in profiles])
+        count = int(rng.choice([5, 20, 40]))
+        want = listed_ranks(_dot_rows(profiles, emb).astype(np.float32), count, items, in_history, removed)
+        scan = (base, base_scores)
+        got = _content_ranks_without(emb, 1.0, profiles, listed_scores, count, items, in_history, removed, scan)
+        assert np.array_equal(got, want), trial
+        missing, few, ids = _content_near(1.0, profiles, listed_scores, count, items, in_history, removed, scan)
+        assert len(ids) <= n_items // 4 + len(items)
+        pruned += int(few.sum())
+        scanned += int((~few).sum())
+        surely_missing += int(missing.sum())
+    # the shortcuts were taken, and the full scan too
+    assert pruned > 100 and scanned > 0 and surely_missing > 100
+
+
 def test_listed_ranks_are_the_ranks_in_top_row_by_row() -> None:
     from recsys.ranks import listed_ranks
     from recsys.recommender import _ranks_in, _top
