@@ -189,6 +189,7 @@ class HistoryContext:
         self._content: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float] | None = None
         self._in_history: npt.NDArray[np.bool_] | None = None  # over all items, for the co-purchase columns
         self._ease: tuple[Any, Any, Any, Any] | None = None
+        self._repeats: Any = None
 
     # Each source's contributions come as arrays (history items, values; unsorted, zeros
     # included) for the evidence finder, which keeps the few it cites, and as sorted
@@ -297,6 +298,15 @@ class HistoryContext:
             self._als_solved.update(zip(wanted, solved.T, strict=True))
             weighted = self._als_solved[item]
         return items.astype(np.int64), confidence * (factors @ weighted)
+
+    def repeats(self, retriever: Any) -> Any:
+        """The buy-again pairs the list was ranked with (its history's, live events included), else the
+        customer's stored ones (a :class:`~recsys.retrieval.buy_again.RepeatPairs`)."""
+        if self.basis is not None:
+            return self.basis.history.repeats
+        if self._repeats is None:
+            self._repeats = retriever.pairs_of(self.customer if self.customer is not None else "")
+        return self._repeats
 
     def in_category(self, categories: npt.NDArray[np.object_], name: Any) -> npt.NDArray[np.int64]:
         """Positions (in :attr:`items`) of the history items of category ``name`` (grouped once per list)."""
@@ -537,7 +547,7 @@ class EvidenceFinder:
         r = self.stage.retrievers.get("buy_again")
         if r is None:
             return []
-        ev = r.evidence(customer, item, now=now)
+        ev = row.repeats(r).evidence(item, r.now_or_fitted(now))
         if ev is None:
             return []
         n = max(1, round(float(ev["typical_interval_days"])))

@@ -281,6 +281,33 @@ def test_live_events_are_history_the_reasons_may_cite(model: Recommender, inter:
                 assert ev.item in history
 
 
+def test_buy_again_evidence_is_the_repeat_rhythm_the_list_was_ranked_with(model: Recommender, inter: Interactions) -> None:
+    """Repeat purchases that arrived after training: the evidence gives the live rhythm the features used."""
+    import pickle
+
+    from recsys.ranking.features import FEATURE_INDEX
+
+    model = pickle.loads(pickle.dumps(model))  # a private copy: observe() changes the model
+    customer = known_customers(inter)[3]
+    before = set(model.history_row(customer).indices.tolist())
+    item = next(i for i in range(len(inter.items)) if i not in before)
+    now = int(inter.now)
+    days = [now - 21 * int(DAY), now - 14 * int(DAY), now - 7 * int(DAY)]
+    model.observe(customer, pl.DataFrame({"item_id": [str(inter.items.ids[item])] * 3, "event_type": ["purchase"] * 3,
+                                          "ts": days}))
+    ranked = model.recommend(customer, len(inter.items))
+    it = next(x for x in ranked.items if x.index == item)
+    assert model.stage_.retrievers["buy_again"].evidence(customer, item) is None  # not in the trained pairs
+    finder = Explainer(model).finder
+    ctx = finder.context(ranked.basis.history.row, customer, ranked.basis, [item])
+    (ev,) = finder.candidates("buy_again", customer, item, it.features, row=ctx, now=ranked.now)
+    figures = ev.items[0].figures
+    assert figures["purchases"] == 3 and figures["typical_interval_days"] == 7.0
+    assert figures["interval_ratio"] == pytest.approx(it.features[FEATURE_INDEX["buy_again_interval_ratio"]], rel=1e-6)
+    assert figures["due_score"] == pytest.approx(it.features[FEATURE_INDEX["buy_again_score"]], rel=1e-6)
+    assert ev.values == {"n": 7}
+
+
 def test_content_evidence_of_a_live_list_adds_up_to_the_score_it_was_ranked_with(
     inter: Interactions, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,6 +72,25 @@ class RepeatPairs:
         ratio = days_since / self.interval_days
         return np.log1p(self.purchases) * np.minimum(ratio, 1.0 / ratio), ratio
 
+    def evidence(self, item: int, now: float) -> dict[str, Any] | None:
+        """Why ``item`` is due at ``now`` (:meth:`BuyAgainRetriever.evidence`'s keys), or None if it is
+        not one of these repeat items."""
+        at = int(np.searchsorted(self.items, item))
+        if at == len(self.items) or self.items[at] != item:
+            return None
+        one = slice(at, at + 1)
+        score, _ = RepeatPairs(self.items[one], self.purchases[one], self.last_ts[one], self.interval_days[one]).due(now)
+        interval = float(self.interval_days[at])
+        days_since = float(np.maximum((now - self.last_ts[at]) / DAY, MIN_DAYS_SINCE))
+        return {
+            "purchases": int(self.purchases[at]),
+            "typical_interval_days": interval,
+            "days_since_last": days_since,
+            "interval_ratio": days_since / interval,
+            "last_purchase_ts": float(self.last_ts[at]),
+            "score": float(score[0]),
+        }
+
 
 def repeat_pairs(events: pl.LazyFrame, config: BuyAgainConfig, *, by: tuple[str, ...] = ("u", "i")) -> pl.DataFrame:
     """Repeat (customer, item) pairs of an events frame with ``u``/``i``, ``event_type``, ``ts``.
@@ -256,19 +275,4 @@ class BuyAgainRetriever(BaseRetriever):
         ``score``.
         """
         self._check_fitted()
-        s = self._pairs(customer)
-        hit = np.flatnonzero(self.pair_items_[s] == item)
-        if len(hit) == 0:
-            return None
-        j = s.start + int(hit[0])
-        one = slice(j, j + 1)
-        score, days_since = self._due(one, self._now(now))
-        interval = float(self.interval_days_[j])
-        return {
-            "purchases": int(self.purchases_[j]),
-            "typical_interval_days": interval,
-            "days_since_last": float(days_since[0]),
-            "interval_ratio": float(days_since[0]) / interval,
-            "last_purchase_ts": float(self.last_ts_[j]),
-            "score": float(score[0]),
-        }
+        return self.pairs_of(customer).evidence(item, self._now(now))
