@@ -1128,15 +1128,23 @@ def _content_ranks_without(
     in_history: npt.NDArray[np.bool_],
     removed: npt.NDArray[np.int64],
     scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
+    *,
+    min_items: int = 1000,
 ) -> npt.NDArray[np.float32]:
     """``listed_ranks(_dot_rows(profiles, emb), count, items, in_history, removed)`` without scoring the
     whole catalogue for every profile (:func:`_content_near` says which items need it).
+
+    A catalogue of fewer than ``min_items`` items is scanned whole: there
+    the bounds cost about as much as the scan they save (the demo's 500
+    items); on MovieLens' 1,682 they halve the step.
 
     ``listed_scores`` are the listed items' scores under each profile (any
     float32 computation); ``scan`` is a nearby profile and its scores of every
     item (the base history's, from the candidate step; None: made here from
     the first profile).
     """
+    if len(emb) < min_items:
+        return listed_ranks(_dot_rows(profiles, emb).astype(np.float32, copy=False), count, items, in_history, removed)
     if scan is None:
         scan = (profiles[0], (emb @ profiles[0]).astype(np.float32))
     sure_missing, pruned, ids = _content_near(norm_max, profiles, listed_scores, count, items, in_history, removed, scan)

@@ -419,7 +419,7 @@ def test_content_ranks_without_are_the_full_scans_ranks() -> None:
         count = int(rng.choice([5, 20, 40]))
         want = listed_ranks(_dot_rows(profiles, emb).astype(np.float32), count, items, in_history, removed)
         scan = (base, base_scores)
-        got = _content_ranks_without(emb, 1.0, profiles, listed_scores, count, items, in_history, removed, scan)
+        got = _content_ranks_without(emb, 1.0, profiles, listed_scores, count, items, in_history, removed, scan, min_items=0)
         assert np.array_equal(got, want), trial
         missing, few, ids = _content_near(1.0, profiles, listed_scores, count, items, in_history, removed, scan)
         assert len(ids) <= n_items // 4 + len(items)
