@@ -909,9 +909,11 @@ class Stage:
                 ))
                 in_history[x] = in_history[x] or was_there
             source_ranks["popularity"] = np.stack(popularity) if m else np.zeros((0, n), np.float32)
-        n_events = np.array([
-            max(int(base.n_events - base.purchases[~keeps[t]].sum()), int(nnz[t])) for t in range(m)
-        ], np.int64)
+        # each removal drops its entry's purchases from the event count (never below the entries kept)
+        dropped = np.zeros(m, np.float32)
+        if len(old):
+            dropped = np.where(entry >= 0, base.purchases[np.maximum(entry, 0)], dropped)
+        n_events = np.maximum((base.n_events - dropped).astype(np.int64), nnz)
         profile = CustomerProfile(
             old.astype(np.int32, copy=False), base.row.data.astype(np.float32, copy=False), base.last_ts,
             base.purchases.astype(np.float32), base.n_events,
