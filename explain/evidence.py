@@ -32,6 +32,7 @@ import polars as pl
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from recsys.compiled import lazily_compiled
 from recsys.ranking.features import FEATURE_INDEX
 from recsys.retrieval.base import top_k
 from recsys.retrieval.copurchase import sorted_contributions
@@ -152,6 +153,39 @@ class EvidenceConfig:
     trend_min: float = 1.25
     trend_min_customers: int = 3
     popular_top: int = 20
+
+
+def _top_loop(values: Any, history: Any, item: int, out: Any) -> int:  # pragma: no cover -- compiled by numba
+    """The positions of the ``len(out)`` largest positive ``values`` whose ``history`` item is not
+    ``item``, largest first, ties to the lower history item (then the lower position), as
+    ``sorted_contributions`` orders them: written to ``out``, their number returned. Comparisons only."""
+    n = len(out)
+    k = 0
+    for p in range(len(values)):
+        v = values[p]
+        h = history[p]
+        if not v > 0 or h == item:
+            continue
+        j = k  # where p goes among the k kept: after every kept one it does not beat
+        while j > 0 and (v > values[out[j - 1]] or (v == values[out[j - 1]] and h < history[out[j - 1]])):
+            j -= 1
+        if j >= n:
+            continue
+        for s in range(min(k, n - 1), j, -1):
+            out[s] = out[s - 1]
+        out[j] = p
+        if k < n:
+            k += 1
+    return k
+
+
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_top_kernel = lazily_compiled(_top_loop)
+
+
+def prepare() -> None:
+    """Compile the evidence's kernel now, e.g. when a model is loaded, not on the first request."""
+    _top_kernel()(np.ones(1), np.zeros(1, np.int64), -1, np.empty(1, np.int64))
 
 
 class HistoryContext:
@@ -498,19 +532,20 @@ class EvidenceFinder:
         similarity: npt.NDArray[np.float64] | None = None,
     ) -> list[Evidence]:
         """The reason citing the history items with the largest positive contributions (ties: lower item)."""
-        keep = np.flatnonzero((values > 0) & (history != item))
+        n, share = self.config.max_items, self.config.min_citation_share
+        if share <= 0:  # only the n largest are listed: one compiled pass picks them
+            history = np.ascontiguousarray(history, np.int64)
+            values = np.ascontiguousarray(values, np.float64)
+            keep = np.empty(n, np.int64)
+            keep = keep[: _top_kernel()(values, history, item, keep)]
+        else:
+            keep = np.flatnonzero((values > 0) & (history != item))
+            keep = keep[np.lexsort((history[keep], -values[keep]))]  # as sorted_contributions orders them
+            if len(keep) and values[keep[0]] < share * sum(values[keep].tolist()):
+                return []
+            keep = keep[:n]
         if not len(keep):
             return []
-        n, share = self.config.max_items, self.config.min_citation_share
-        if len(keep) > n and share <= 0:  # only the n largest are listed: with those tied with the n-th
-            kth = np.partition(values[keep], len(keep) - n)[len(keep) - n]
-            keep = keep[values[keep] >= kth]
-        keep = keep[np.lexsort((history[keep], -values[keep]))]  # as sorted_contributions orders them
-        if share > 0:
-            total = sum(values[keep].tolist())
-            if values[keep[0]] < share * total:
-                return []
-        keep = keep[:n]
         source = SOURCE_OF[reason]
         items = tuple(
             self._history_item(

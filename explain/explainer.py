@@ -138,6 +138,7 @@ class Explainer:
         """Build the lookups the first ``explain`` would build (interaction kinds, titles,
         the co-purchase column index, the ranker's TreeSHAP tables and compiled trees,
         the check's compiled rank counting), e.g. in a web app's startup; returns ``self``."""
+        from explain.evidence import prepare as prepare_evidence
         from recsys import links, ranks
 
         ranker = self.model.ranker_
@@ -145,6 +146,7 @@ class Explainer:
         ranker.predict(np.zeros((1, len(ranker.feature_names_)), np.float32))  # the compiled trees
         ranks.prepare()  # the counterfactual check's rank counting
         links.prepare()  # and its pass over the co-purchase links
+        prepare_evidence()  # the evidence's pick of the largest contributions
         self.finder.kinds()
         self.finder.title(0)
         if "copurchase" in self.model.stage_.retrievers:

@@ -558,3 +558,23 @@ def test_shap_summary_files_for_the_bundle(model: Recommender) -> None:
     assert files[SUMMARY_PNG][:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(files[SUMMARY_JSON])
     assert doc["rows"] > 0 and doc["features"][0]["mean_abs_shap"] >= doc["features"][-1]["mean_abs_shap"]
+
+
+def test_the_cited_items_are_the_largest_positive_contributions_in_order() -> None:
+    from explain.evidence import _top_kernel
+
+    rng = np.random.default_rng(9)
+    for trial in range(400):
+        size = int(rng.integers(0, 40))
+        history = rng.choice(60, size, replace=trial % 4 != 0).astype(np.int64)  # sometimes an item twice
+        # coarse values: ties (also across the n-th place), zeros and negatives; now and then a NaN
+        values = np.round(rng.normal(0.2, 1.0, size), 1).astype(np.float64)
+        if trial % 7 == 0 and size:
+            values[rng.integers(0, size)] = np.nan
+        item = int(rng.integers(0, 60))
+        n = int(rng.integers(1, 6))
+        out = np.empty(n, np.int64)
+        got = out[: _top_kernel()(values, history, item, out)]
+        keep = np.flatnonzero((values > 0) & (history != item))
+        want = keep[np.lexsort((history[keep], -values[keep]))][:n]  # stable: equal pairs by position
+        assert np.array_equal(got, want), trial
