@@ -295,7 +295,7 @@ def _kept_category_latest(
     category is taken once; a row differs from it only in a category whose
     latest entry the row drops, and only such a category is looked at again.
     """
-    ts = np.nan_to_num(last_ts, nan=-np.inf)
+    ts = np.where(np.isnan(last_ts), -np.inf, last_ts)
     whole = np.full(n_cat, -np.inf)
     np.maximum.at(whole, categories, ts)
     out = np.repeat(whole[None, :], keeps.shape[0], axis=0)
@@ -313,6 +313,8 @@ def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_])
     The prices are sorted once; a row's median is its middle kept price, or
     the float32 mean of its two middle ones (as ``np.median`` takes it), so
     the values are ``np.median``'s bit for bit without a median per row.
+    When no row drops more than one entry, the middle places are counted
+    from the dropped entry's place instead of along each row.
     """
     m = keeps.shape[0]
     out = np.full(m, np.nan, np.float32)
@@ -321,6 +323,21 @@ def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_])
         return out
     order = known[np.argsort(prices[known], kind="stable")]
     ordered = prices[order]
+    missing = ~keeps
+    dropped = missing.sum(axis=1)
+    if (dropped <= 1).all():  # each row drops at most one entry (the check's removals): no pass over the rows
+        place = np.full(len(prices), -1, np.int64)
+        place[order] = np.arange(len(order))
+        q = np.where(dropped == 1, place[np.argmax(missing, axis=1)], -1)  # the dropped known price's place
+        c = len(order) - (q >= 0)
+        rows = np.flatnonzero(c > 0)
+        c, q = c[rows], q[rows]
+        lower, upper = (c - 1) // 2, c // 2  # ranks among the kept; past the dropped one, one place further
+        lower = lower + ((q >= 0) & (lower >= q))
+        upper = upper + ((q >= 0) & (upper >= q))
+        pair = np.stack([ordered[lower], ordered[upper]], axis=1)
+        out[rows] = np.where(c % 2 == 1, ordered[lower], np.mean(pair, axis=1, dtype=np.float32))
+        return out
     kept = keeps[:, order]
     counts = kept.sum(axis=1)
     rows = np.flatnonzero(counts > 0)
