@@ -714,10 +714,11 @@ class Stage:
         removals at once (:func:`recsys.ranks.listed_ranks`), and the features of all
         removals are built in one pass (:func:`build_feature_stack`).
 
-        The EASE product and the ALS downdate round differently from the from-scratch computation (float32,
-        ~1e-7 relative), so the EASE and ALS scores, and with near ties their
-        ranks, can differ in the last bits; everything else is the same
-        arithmetic in the same order. The ranker's score, piecewise constant
+        The EASE product, the ALS downdate and the content profile (the base
+        sum less the removed item's vector) round differently from the
+        from-scratch computation (float32, ~1e-7 relative), so the EASE, ALS
+        and content scores, and with near ties their ranks, can differ in the
+        last bits; everything else is the same arithmetic in the same order. The ranker's score, piecewise constant
         in the features, is then the same unless a feature sits within that
         rounding of a split (tested). A removed item outside the history
         leaves it unchanged (as the override with the same row does). ``basis``
@@ -767,8 +768,9 @@ class Stage:
             if len(ease_items) != len(ease_slots):  # the row had entries EASE drops: no shortcut
                 raise RuntimeError("EASE history slots do not align with the history row")
         content = r.get("content")
-        content_profiles: list[npt.NDArray[np.float32] | None] = [None] * m
-        content_tops: list[npt.NDArray[np.int32] | None] = [None] * m
+        profiled = np.zeros(0, np.int64)  # the removals that leave a content profile (a non-empty history)
+        content_profiles = np.zeros((0, 0), np.float32)  # their profiles, one row each
+        content_tops: list[npt.NDArray[np.int32]] = []
         if content is not None and len(old):
             old_w = base.row.data.astype(np.float64)
             old_content = values_at(base.content_row, 0, old, 0.0)
@@ -777,18 +779,14 @@ class Stage:
             content_w = (old_w * scale).astype(np.float32)
             emb = content.embeddings_
             base_sum = content_w @ emb[old]
-            for t, x in enumerate(gone.tolist()):
-                if nnz[t] == 0:
-                    continue
-                total = base_sum - content_w[entry[t]] * emb[x] if entry[t] >= 0 else base_sum
-                norm = float(np.linalg.norm(total))
-                content_profiles[t] = (total / norm if norm > 0 else total).astype(np.float32)
-            if self.content_pool is not None:
-                wanted = [t for t, pr in enumerate(content_profiles) if pr is not None]
-                if wanted:
-                    found = self.pool_index().top_many(np.stack([content_profiles[t] for t in wanted]), counts.content)
-                    for t, cand in zip(wanted, found, strict=True):
-                        content_tops[t] = cand
+            profiled = np.flatnonzero(nnz > 0)
+            totals = np.repeat(base_sum[None, :], len(profiled), axis=0)
+            off = np.flatnonzero(entry[profiled] >= 0)
+            totals[off] -= content_w[entry[profiled[off]]][:, None] * emb[gone[profiled[off]]]
+            norms = np.sqrt(np.einsum("ij,ij->i", totals, totals))
+            content_profiles = np.divide(totals, norms[:, None], out=totals, where=norms[:, None] > 0)
+            if self.content_pool is not None and len(profiled):
+                content_tops = list(self.pool_index().top_many(content_profiles, counts.content))
         ba = r["buy_again"]
         ba_now = ba.now_or_fitted(now)
         source_scores: dict[str, npt.NDArray[np.float32]] = {}
@@ -841,14 +839,12 @@ class Stage:
             source_ranks["als"] = np.full((m, n), MISSING_RANK, np.float32)
             listed = als.item_factors_[items]
             folded = [t for t, f in enumerate(als_factors) if f is not None]
-            for t in folded:
-                source_scores["als"][t] = _rowdot(listed, als_factors[t])  # type: ignore[arg-type]
             if folded:
+                stacked = np.stack([als_factors[t] for t in folded])  # type: ignore[misc]
+                source_scores["als"][folded] = np.einsum("ij,tj->ti", listed, stacked)
                 # the proposals' ranks as candidates() makes them (the pruned scan), every removal's in one product
                 back = np.where(~keeps[folded].all(axis=1), gone[folded], -1)  # back out of the history
-                source_ranks["als"][folded] = self.als_ranks_many(
-                    np.stack([als_factors[t] for t in folded]), counts.als, in_history, back, items  # type: ignore[misc]
-                )
+                source_ranks["als"][folded] = self.als_ranks_many(stacked, counts.als, in_history, back, items)
         if ease is not None:
             modelled = np.repeat(ease_base[None, :], m, axis=0)
             where = np.flatnonzero(ease_items[None, :] == gone[:, None])  # flat (row, entry) of each removed EASE item
@@ -864,18 +860,13 @@ class Stage:
             listed = content.embeddings_[items]
             source_scores["content"] = np.zeros((m, n), np.float32)
             source_ranks["content"] = np.full((m, n), MISSING_RANK, np.float32)
-            profiled = [t for t, pr in enumerate(content_profiles) if pr is not None]
-            for t in profiled:
-                source_scores["content"][t] = _rowdot(listed, content_profiles[t])  # type: ignore[arg-type]
-                if self.content_pool is not None:
-                    cand = content_tops[t]
-                    assert cand is not None
-                    source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
-            if self.content_pool is None and profiled:
+            source_scores["content"][profiled] = np.einsum("ij,tj->ti", listed, content_profiles)
+            for t, cand in zip(profiled.tolist(), content_tops, strict=False):  # with a content pool
+                source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
+            if self.content_pool is None and len(profiled):
                 # the whole catalogue is the pool: its items near the listed ones' scores are scanned for every removal
                 source_ranks["content"][profiled] = _content_ranks_without(
-                    content.embeddings_, self.content_norm_max(),
-                    np.stack([content_profiles[t] for t in profiled]),  # type: ignore[misc]
+                    content.embeddings_, self.content_norm_max(), content_profiles,
                     source_scores["content"][profiled], counts.content, items, in_history, gone[profiled],
                     None if basis is None else basis.content_scan,
                 )

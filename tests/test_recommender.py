@@ -302,6 +302,19 @@ def test_score_without_with_content_and_bm25_als(inter: Interactions, monkeypatc
     assert _assert_score_without_is_score_items(model, inter, Filters(allow_repeats=False)) > 10
 
 
+def test_score_without_with_a_content_pool(inter: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content source proposing from its pool (big catalogues): the check re-scores as from scratch."""
+    from recsys.retrieval import content as content_module
+    from recsys.retrieval.content import ContentConfig
+
+    monkeypatch.setattr(content_module, "SentenceTransformerEncoder", _HashingEncoder)
+    config = replace(SMALL, content=ContentConfig(cache_dir=None), content_full_scan_items=0,
+                     content_pool_max_customers=len(inter.customers))
+    model = Recommender(config).fit(inter)
+    assert model.stage_.content_pool is not None and len(model.stage_.content_pool) > 0
+    assert _assert_score_without_is_score_items(model, inter, Filters(allow_repeats=False)) > 10
+
+
 def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
     from recsys.ranking.ranker import LambdaRanker, monotone_constraints
 
