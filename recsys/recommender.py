@@ -1812,9 +1812,10 @@ class Recommender:
             return self._popular(customer, k, filters, "cold_start", now)
         keep = self._filter_mask(cs.items, filters)
         if filters.exclude_purchased:
-            history = h.items
+            bought = np.zeros(len(stage.interactions.items), bool)  # a mask: cheaper than np.isin
+            bought[h.items] = True
             repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
-            keep &= ~np.isin(cs.items, history) | repeat_ok
+            keep &= ~bought[cs.items] | repeat_ok
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
             return self._popular(customer, k, filters, "known", now)
