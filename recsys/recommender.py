@@ -1129,7 +1129,7 @@ def _content_ranks_without(
 
     A catalogue of fewer than ``min_items`` items is scanned whole: there
     the bounds cost about as much as the scan they save (the demo's 500
-    items); on MovieLens' 1,682 they halve the step.
+    items); on MovieLens' 1,682 they pay.
 
     ``listed_scores`` are the listed items' scores under each profile (any
     float32 computation); ``scan`` is a nearby profile and its scores of every
