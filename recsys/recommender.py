@@ -865,11 +865,10 @@ class Stage:
                 source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
             if self.content_pool is None and len(profiled):
                 # the whole catalogue is the pool: its items near the listed ones' scores are scanned for every removal
-                source_ranks["content"][profiled] = _content_ranks_without(
-                    content.embeddings_, self.content_norm_max(), content_profiles,
-                    source_scores["content"][profiled], counts.content, items, in_history, gone[profiled],
-                    None if basis is None else basis.content_scan,
-                )
+                source_ranks["content"][profiled] = _ContentRemovals(
+                    content_profiles, source_scores["content"][profiled], counts.content, items, in_history,
+                    gone[profiled],
+                ).ranks(content.embeddings_, self.content_norm_max(), None if basis is None else basis.content_scan)
         # buy-again: each pair's figures are its own, so a removal only drops the removed item's pair
         repeats = base.repeats.restrict(in_history[base.repeats.items])
         due, due_ratio = repeats.due(ba_now) if len(repeats) else (np.zeros(0), np.zeros(0))
@@ -1111,96 +1110,100 @@ def _dot_rows(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDA
 _COSINE_ROUNDING = 1e-4
 
 
-def _content_ranks_without(
-    emb: npt.NDArray[np.float32],
-    norm_max: float,
-    profiles: npt.NDArray[np.float32],
-    listed_scores: npt.NDArray[np.float32],
-    count: int,
-    items: npt.NDArray[np.int32],
-    in_history: npt.NDArray[np.bool_],
-    removed: npt.NDArray[np.int64],
-    scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
-    *,
-    min_items: int = 1000,
-) -> npt.NDArray[np.float32]:
-    """``listed_ranks(_dot_rows(profiles, emb), count, items, in_history, removed)`` without scoring the
-    whole catalogue for every profile (:func:`_content_near` says which items need it).
+@dataclass(frozen=True)
+class _ContentRemovals:
+    """The content ranks of a list's items without each of its removals, when the whole
+    catalogue is the content source's pool.
 
-    A catalogue of fewer than ``min_items`` items is scanned whole: there
-    the bounds cost about as much as the scan they save (the demo's 500
-    items); on MovieLens' 1,682 they pay.
-
-    ``listed_scores`` are the listed items' scores under each profile (any
-    float32 computation); ``scan`` is a nearby profile and its scores of every
-    item (the base history's, from the candidate step; None: made here from
-    the first profile).
+    ``profiles`` are the removals' content profiles (one row each),
+    ``listed_scores`` the listed ``items``' scores under each (any float32
+    computation), ``removed`` each row's removed item (back out of
+    ``in_history``, the excluded items), ``count`` the source's proposals.
     """
-    if len(emb) < min_items:
-        return listed_ranks(_dot_rows(profiles, emb).astype(np.float32, copy=False), count, items, in_history, removed)
-    if scan is None:
-        scan = (profiles[0], (emb @ profiles[0]).astype(np.float32))
-    sure_missing, pruned, ids = _content_near(norm_max, profiles, listed_scores, count, items, in_history, removed, scan)
-    ranks = np.full(listed_scores.shape, MISSING_RANK, np.float32)
-    if pruned.any():
-        ranks[pruned] = listed_ranks(
-            _dot_rows(profiles[pruned], emb[ids]).astype(np.float32, copy=False), count, items, in_history,
-            removed[pruned], ids=ids,
-        )
-    if not pruned.all():
-        rest = ~pruned
-        ranks[rest] = listed_ranks(
-            _dot_rows(profiles[rest], emb).astype(np.float32, copy=False), count, items, in_history, removed[rest]
-        )
-    ranks[sure_missing] = MISSING_RANK
-    return ranks
 
+    profiles: npt.NDArray[np.float32]
+    listed_scores: npt.NDArray[np.float32]
+    count: int
+    items: npt.NDArray[np.int32]
+    in_history: npt.NDArray[np.bool_]
+    removed: npt.NDArray[np.int64]
 
-def _content_near(
-    norm_max: float,
-    profiles: npt.NDArray[np.float32],
-    listed_scores: npt.NDArray[np.float32],
-    count: int,
-    items: npt.NDArray[np.int32],
-    in_history: npt.NDArray[np.bool_],
-    removed: npt.NDArray[np.int64],
-    scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """Which listed items each profile surely leaves out of the content proposals, which profiles
-    are ranked on a few items only, and those items (ascending); the other profiles scan the catalogue.
+    def ranks(
+        self,
+        emb: npt.NDArray[np.float32],
+        norm_max: float,
+        scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
+        *,
+        min_items: int = 1000,
+    ) -> npt.NDArray[np.float32]:
+        """``listed_ranks(_dot_rows(profiles, emb), count, items, in_history, removed)`` without scoring
+        the whole catalogue for every profile (:meth:`near` says which items need it).
 
-    A profile ``p`` moves an item's score from the ``scan``'s by at most
-    ``norm_max * |p - scan profile|``; widened by the rounding of the three
-    computations of a score (the scan's, the row's, ``listed_scores``') that
-    is each row's reach. Per row:
+        A catalogue of fewer than ``min_items`` items is scanned whole: there
+        the bounds cost about as much as the scan they save (the demo's 500
+        items); on MovieLens' 1,682 they pay. ``scan`` is a nearby profile
+        and its scores of every item (the base history's, from the candidate
+        step; None: made here from the first profile).
+        """
+        profiles, count, items, in_history, removed = self.profiles, self.count, self.items, self.in_history, self.removed
+        if len(emb) < min_items:
+            return listed_ranks(_dot_rows(profiles, emb).astype(np.float32, copy=False), count, items, in_history, removed)
+        if scan is None:
+            scan = (profiles[0], (emb @ profiles[0]).astype(np.float32))
+        sure_missing, pruned, ids = self.near(norm_max, scan)
+        ranks = np.full(self.listed_scores.shape, MISSING_RANK, np.float32)
+        if pruned.any():
+            ranks[pruned] = listed_ranks(
+                _dot_rows(profiles[pruned], emb[ids]).astype(np.float32, copy=False), count, items, in_history,
+                removed[pruned], ids=ids,
+            )
+        if not pruned.all():
+            rest = ~pruned
+            ranks[rest] = listed_ranks(
+                _dot_rows(profiles[rest], emb).astype(np.float32, copy=False), count, items, in_history, removed[rest]
+            )
+        ranks[sure_missing] = MISSING_RANK
+        return ranks
 
-    - a listed item below the ``count``-th best open score minus the reach
-      has ``count`` items surely ahead of it: not proposed;
-    - an item whose scan score plus the reach is below every other listed
-      score cannot be ahead of any of them and need not be scored.
+    def near(
+        self, norm_max: float, scan: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """Which listed items each profile surely leaves out of the content proposals, which profiles
+        are ranked on a few items only, and those items (ascending); the other profiles scan the catalogue.
 
-    A row that would still score more than a quarter of the catalogue (a
-    removal that moves the profile far) scans it all instead.
-    """
-    base, base_scores = scan
-    diff = profiles.astype(np.float64) - base.astype(np.float64)
-    reach = norm_max * np.sqrt(np.einsum("ij,ij->i", diff, diff)) + 4 * _COSINE_ROUNDING
-    open_scores = base_scores[~in_history]
-    kth = -np.inf
-    if len(open_scores) >= count:
-        kth = float(np.partition(open_scores, len(open_scores) - count)[len(open_scores) - count])
-    listed = listed_scores.astype(np.float64)
-    sure_missing = listed < (kth - reach)[:, None]
-    # the listed items each row may still rank: positive (within rounding), proposable, not surely missing
-    proposable = ~in_history[items][None, :] | (items[None, :] == removed[:, None])
-    maybe = ~sure_missing & proposable & (listed > -_COSINE_ROUNDING)
-    # each row's lowest score that can matter: below it nothing is ahead of a listed item it ranks
-    floor = np.where(maybe, listed, np.inf).min(axis=1) - _COSINE_ROUNDING - reach
-    sizes = (base_scores[None, :] >= floor[:, None]).sum(axis=1)
-    pruned = 4 * sizes <= len(base_scores)
-    # (a listed item a row may rank is among them: its own scan score is above its row's floor)
-    near = base_scores >= float(floor[pruned].min()) if pruned.any() else np.zeros(0, bool)
-    return sure_missing, pruned, np.flatnonzero(near)
+        A profile ``p`` moves an item's score from the ``scan``'s by at most
+        ``norm_max * |p - scan profile|``; widened by the rounding of the three
+        computations of a score (the scan's, the row's, ``listed_scores``') that
+        is each row's reach. Per row:
+
+        - a listed item below the ``count``-th best open score minus the reach
+          has ``count`` items surely ahead of it: not proposed;
+        - an item whose scan score plus the reach is below every other listed
+          score cannot be ahead of any of them and need not be scored.
+
+        A row that would still score more than a quarter of the catalogue (a
+        removal that moves the profile far) scans it all instead.
+        """
+        base, base_scores = scan
+        profiles, count, items, in_history, removed = self.profiles, self.count, self.items, self.in_history, self.removed
+        diff = profiles.astype(np.float64) - base.astype(np.float64)
+        reach = norm_max * np.sqrt(np.einsum("ij,ij->i", diff, diff)) + 4 * _COSINE_ROUNDING
+        open_scores = base_scores[~in_history]
+        kth = -np.inf
+        if len(open_scores) >= count:
+            kth = float(np.partition(open_scores, len(open_scores) - count)[len(open_scores) - count])
+        listed = self.listed_scores.astype(np.float64)
+        sure_missing = listed < (kth - reach)[:, None]
+        # the listed items each row may still rank: positive (within rounding), proposable, not surely missing
+        proposable = ~in_history[items][None, :] | (items[None, :] == removed[:, None])
+        maybe = ~sure_missing & proposable & (listed > -_COSINE_ROUNDING)
+        # each row's lowest score that can matter: below it nothing is ahead of a listed item it ranks
+        floor = np.where(maybe, listed, np.inf).min(axis=1) - _COSINE_ROUNDING - reach
+        sizes = (base_scores[None, :] >= floor[:, None]).sum(axis=1)
+        pruned = 4 * sizes <= len(base_scores)
+        # (a listed item a row may rank is among them: its own scan score is above its row's floor)
+        near = base_scores >= float(floor[pruned].min()) if pruned.any() else np.zeros(0, bool)
+        return sure_missing, pruned, np.flatnonzero(near)
 
 
 def _rowdot(rows: npt.NDArray[np.float32], v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

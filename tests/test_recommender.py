@@ -398,7 +398,7 @@ def test_link_pass_is_the_numpy_sums_and_a_stable_sort_of_the_links() -> None:
 
 def test_content_ranks_without_are_the_full_scans_ranks() -> None:
     from recsys.ranks import listed_ranks
-    from recsys.recommender import _content_near, _content_ranks_without, _dot_rows, _rowdot
+    from recsys.recommender import _ContentRemovals, _dot_rows, _rowdot
 
     rng = np.random.default_rng(17)
     pruned = scanned = surely_missing = 0
@@ -432,9 +432,10 @@ def test_content_ranks_without_are_the_full_scans_ranks() -> None:
         count = int(rng.choice([5, 20, 40]))
         want = listed_ranks(_dot_rows(profiles, emb).astype(np.float32), count, items, in_history, removed)
         scan = (base, base_scores)
-        got = _content_ranks_without(emb, 1.0, profiles, listed_scores, count, items, in_history, removed, scan, min_items=0)
+        asked = _ContentRemovals(profiles, listed_scores, count, items, in_history, removed)
+        got = asked.ranks(emb, 1.0, scan, min_items=0)
         assert np.array_equal(got, want), trial
-        missing, few, ids = _content_near(1.0, profiles, listed_scores, count, items, in_history, removed, scan)
+        missing, few, ids = asked.near(1.0, scan)
         assert len(ids) <= n_items // 4 + len(items)
         pruned += int(few.sum())
         scanned += int((~few).sum())
