@@ -1105,8 +1105,8 @@ def _dot_rows(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDA
     return (b @ a.T).T
 
 
-# how far two float32 computations of one cosine (384 terms, each |term| summing to at most 1) can round
-# apart, with a wide margin: the rounding of each is below 384 * 2**-24 ~ 2.3e-5
+# how far a float32 computation of a cosine of d-dimensional unit vectors (its |terms| sum to at most
+# 1) can round: below d * 2**-24 (2.3e-5 for all-MiniLM-L6-v2's 384); at least this, with a wide margin
 _COSINE_ROUNDING = 1e-4
 
 
@@ -1187,7 +1187,8 @@ class _ContentRemovals:
         base, base_scores = scan
         profiles, count, items, in_history, removed = self.profiles, self.count, self.items, self.in_history, self.removed
         diff = profiles.astype(np.float64) - base.astype(np.float64)
-        reach = norm_max * np.sqrt(np.einsum("ij,ij->i", diff, diff)) + 4 * _COSINE_ROUNDING
+        eps = max(_COSINE_ROUNDING, 4 * profiles.shape[1] * 2.0**-24)  # one computation's rounding, and more
+        reach = norm_max * np.sqrt(np.einsum("ij,ij->i", diff, diff)) + 4 * eps
         open_scores = base_scores[~in_history]
         kth = -np.inf
         if len(open_scores) >= count:
@@ -1196,9 +1197,9 @@ class _ContentRemovals:
         sure_missing = listed < (kth - reach)[:, None]
         # the listed items each row may still rank: positive (within rounding), proposable, not surely missing
         proposable = ~in_history[items][None, :] | (items[None, :] == removed[:, None])
-        maybe = ~sure_missing & proposable & (listed > -_COSINE_ROUNDING)
+        maybe = ~sure_missing & proposable & (listed > -eps)
         # each row's lowest score that can matter: below it nothing is ahead of a listed item it ranks
-        floor = np.where(maybe, listed, np.inf).min(axis=1) - _COSINE_ROUNDING - reach
+        floor = np.where(maybe, listed, np.inf).min(axis=1) - eps - reach
         sizes = (base_scores[None, :] >= floor[:, None]).sum(axis=1)
         pruned = 4 * sizes <= len(base_scores)
         # (a listed item a row may rank is among them: its own scan score is above its row's floor)
