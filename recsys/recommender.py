@@ -330,7 +330,8 @@ class Stage:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for cache in (  # rebuilt on first use
-            "_content_norm_max", "_pool_index", "_popular_order", "_popular_position", "_als_index", "_als_norm_index", "_als_norm_position",
+            "_content_norm_max", "_pool_index", "_popular_order", "_popular_position", "_als_index",
+            "_als_norm_index", "_als_norm_position",
         ):
             state.pop(cache, None)
         return state
@@ -718,7 +719,8 @@ class Stage:
         sum less the removed item's vector) round differently from the
         from-scratch computation (float32, ~1e-7 relative), so the EASE, ALS
         and content scores, and with near ties their ranks, can differ in the
-        last bits; everything else is the same arithmetic in the same order. The ranker's score, piecewise constant
+        last bits; everything else is the same arithmetic in the same order.
+        The ranker's score, piecewise constant
         in the features, is then the same unless a feature sits within that
         rounding of a split (tested). A removed item outside the history
         leaves it unchanged (as the override with the same row does). ``basis``
@@ -860,7 +862,8 @@ class Stage:
             listed = content.embeddings_[items]
             source_scores["content"] = np.zeros((m, n), np.float32)
             source_ranks["content"] = np.full((m, n), MISSING_RANK, np.float32)
-            source_scores["content"][profiled] = np.einsum("ij,tj->ti", listed, content_profiles)
+            if len(profiled):
+                source_scores["content"][profiled] = np.einsum("ij,tj->ti", listed, content_profiles)
             for t, cand in zip(profiled.tolist(), content_tops, strict=False):  # with a content pool
                 source_ranks["content"][t] = _ranks_in(cand[~in_history[cand] | (cand == gone[t])], items)
             if self.content_pool is None and len(profiled):

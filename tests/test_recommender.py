@@ -300,6 +300,7 @@ def test_score_without_with_content_and_bm25_als(inter: Interactions, monkeypatc
     model = Recommender(config).fit(inter)
     assert "content" in model.stage_.retrievers
     assert _assert_score_without_is_score_items(model, inter, Filters(allow_repeats=False)) > 10
+    assert np.array_equal(model.score_without("nobody", [0, 1, 2], [5])[0], model.score_items("nobody", [0, 1, 2]))
 
 
 def test_score_without_with_a_content_pool(inter: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,6 +314,8 @@ def test_score_without_with_a_content_pool(inter: Interactions, monkeypatch: pyt
     model = Recommender(config).fit(inter)
     assert model.stage_.content_pool is not None and len(model.stage_.content_pool) > 0
     assert _assert_score_without_is_score_items(model, inter, Filters(allow_repeats=False)) > 10
+    # an unknown customer scores with an empty history, as score_items does
+    assert np.array_equal(model.score_without("nobody", [0, 1, 2], [5])[0], model.score_items("nobody", [0, 1, 2]))
 
 
 def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
