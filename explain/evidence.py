@@ -224,6 +224,8 @@ class HistoryContext:
         self._in_history: npt.NDArray[np.bool_] | None = None  # over all items, for the co-purchase columns
         self._ease: tuple[Any, Any, Any, Any] | None = None
         self._repeats: Any = None
+        # per category, the history items a category reason lists (EvidenceItems are immutable: shared)
+        self.category_items: dict[Any, tuple[EvidenceItem, ...]] = {}
 
     # Each source's contributions come as arrays (history items, values; unsorted, zeros
     # included) for the evidence finder, which keeps the few it cites, and as sorted
@@ -606,10 +608,14 @@ class EvidenceFinder:
             return []
         inter = self.stage.interactions
         hist, w = row.items, row.weights
-        self._catalog()
-        same = row.in_category(self._categories, name)
-        same = same[np.lexsort((hist[same], -w[same]))][: self.config.max_items]
-        items = tuple(self._history_item(u, int(hist[j]), None, weight=float(w[j])) for j in same)
+        items = row.category_items.get(name)
+        if items is None:  # the same for every listed item of the category: once per list
+            self._catalog()
+            same = row.in_category(self._categories, name)
+            same = same[np.lexsort((hist[same], -w[same]))][: self.config.max_items]
+            items = row.category_items[name] = tuple(
+                self._history_item(u, int(hist[j]), None, weight=float(w[j])) for j in same
+            )
         if not items:
             return []
         values = {"category": name}
