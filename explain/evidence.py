@@ -118,6 +118,9 @@ class Evidence:
     group: str
     items: tuple[EvidenceItem, ...]
     values: dict[str, Any] = field(default_factory=dict)
+    # the candidate this one names another of the items of (the same items in another order): the
+    # truthfulness rules judge the items as a set, so the two share their rule check
+    variant_of: Evidence | None = field(default=None, compare=False, repr=False)
 
     @property
     def cites_history(self) -> bool:

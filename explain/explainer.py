@@ -49,7 +49,8 @@ def _with_alternatives(found: list[Evidence]) -> list[Evidence]:
         out.append(ev)
         if ev.cites_history:
             for k in range(1, len(ev.items)):
-                out.append(Evidence(ev.reason_type, ev.group, (ev.items[k], *ev.items[:k], *ev.items[k + 1 :]), ev.values))
+                items = (ev.items[k], *ev.items[:k], *ev.items[k + 1 :])
+                out.append(Evidence(ev.reason_type, ev.group, items, ev.values, variant_of=ev))
     return out
 
 

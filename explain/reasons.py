@@ -81,9 +81,10 @@ def choose(
     way a group's evidence does not qualify, not a violation). ``accept``, if
     given, has the last word on a candidate that passed the rules (the
     optional counterfactual check). ``checked`` keeps each candidate's rule
-    check by ``id``, and ``backed`` whether each reason type's backing
-    features raise the score, for a caller that offers the same candidates
-    (for the same item) again.
+    check by ``id`` (a variant's is its original's: ``Evidence.variant_of``),
+    and ``backed`` whether each reason type's backing features raise the
+    score, for a caller that offers the same candidates (for the same item)
+    again.
     """
     backed = {} if backed is None else backed  # per reason type: do its backing features raise the score?
     for group, shap in rank_groups(group_shap):
@@ -95,13 +96,14 @@ def choose(
                 )
             if not ok:
                 continue
-            seen = None if checked is None else checked.get(id(ev))
-            if seen is not None and seen[0] is ev:
+            judged = ev.variant_of or ev  # a variant (the same items in another order) shares the rule check
+            seen = None if checked is None else checked.get(id(judged))
+            if seen is not None and seen[0] is judged:
                 problems = seen[1]
             else:
-                problems = violations(ev, history=history, shap=feature_shap)
+                problems = violations(judged, history=history, shap=feature_shap)
                 if checked is not None:
-                    checked[id(ev)] = (ev, problems)
+                    checked[id(judged)] = (judged, problems)
             if problems:
                 if on_violation is not None:
                     on_violation(ev, problems)

@@ -109,6 +109,9 @@ def violations(
 
     ``shap`` maps feature names to the item's SHAP values (None when no
     ranker scored the item, e.g. cold start: then only rules 1 and 3 apply).
+    The rules judge the evidence's items as a set: the same items in another
+    order break the same rules (the explainer checks a reason's variants
+    naming another of its items once; ``tests/test_explain_rules.py``).
     """
     out = []
     for e in evidence.items:

@@ -51,6 +51,27 @@ def test_a_reason_needs_its_backing_features_to_raise_the_score() -> None:
     assert violations(ev, history=set(), shap=None) == []  # not ranker-scored: no SHAP to check
 
 
+def test_the_rules_judge_a_reasons_items_as_a_set() -> None:
+    """The explainer checks a reason once for all its variants naming another of its items."""
+    import itertools
+
+    from explain.explainer import _with_alternatives
+
+    odd = EvidenceItem(9, "I9", "x", "history", "purchase", 0.5, {"customer_id": "C1"})
+    for items, history, shap in [
+        ((hist(1), hist(2, 0.4), hist(3, 0.2)), {1, 2, 3}, positive_shap()),
+        ((hist(1), hist(2, -0.4), hist(8)), {1, 2}, positive_shap()),  # a negative one, one outside the history
+        ((hist(1), odd, hist(3, None)), {1, 3, 9}, positive_shap() | {"als_score": -1.0, "als_rank": 0.0}),
+    ]:
+        ev = Evidence("because_you_bought", "als", items)
+        want = sorted(violations(ev, history=history, shap=shap))
+        for order in itertools.permutations(items):
+            assert sorted(violations(Evidence(ev.reason_type, ev.group, order), history=history, shap=shap)) == want
+        variants = _with_alternatives([ev])
+        assert [v.cited for v in variants] == list(items)
+        assert all(v.variant_of is ev for v in variants[1:]) and variants[0].variant_of is None
+
+
 def test_evidence_may_not_carry_unexpected_keys() -> None:
     item = EvidenceItem(3, "I3", "x", "history", "purchase", 1.0, {"customer_id": "C1"})
     ev = Evidence("because_you_bought", "als", (item,))
