@@ -141,6 +141,7 @@ class Explainer:
         the check's compiled rank counting), e.g. in a web app's startup; returns ``self``."""
         from explain.evidence import prepare as prepare_evidence
         from recsys import links, ranks
+        from recsys.ranking.features import prepare as prepare_features
 
         ranker = self.model.ranker_
         ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32))
@@ -148,6 +149,7 @@ class Explainer:
         ranks.prepare()  # the counterfactual check's rank counting
         links.prepare()  # and its pass over the co-purchase links
         prepare_evidence()  # the evidence's pick of the largest contributions
+        prepare_features()  # the check's price medians
         self.finder.kinds()
         self.finder.title(0)
         if "copurchase" in self.model.stage_.retrievers:

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from recsys.compiled import lazily_compiled
 from recsys.interactions import DAY, Interactions
 from recsys.retrieval.popularity import PopularityRetriever
 
@@ -313,31 +314,24 @@ def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_])
     The prices are sorted once; a row's median is its middle kept price, or
     the float32 mean of its two middle ones (as ``np.median`` takes it), so
     the values are ``np.median``'s bit for bit without a median per row.
-    When no row drops more than one entry, the middle places are counted
-    from the dropped entry's place instead of along each row.
+    When no row drops more than one entry, a compiled loop finds the middle
+    places from the dropped entry's place instead of counting along each row.
     """
     m = keeps.shape[0]
     out = np.full(m, np.nan, np.float32)
+    if not m or not keeps.shape[1]:
+        return out
+    missing = ~keeps
+    dropped = missing.sum(axis=1)
+    if (dropped <= 1).all():  # each row drops at most one entry (the check's removals): one compiled pass
+        drop = np.where(dropped == 1, np.argmax(missing, axis=1), -1).astype(np.int64)
+        _medians_kernel()(np.ascontiguousarray(prices, np.float32), drop, out)
+        return out
     known = np.flatnonzero(np.isfinite(prices) & (prices > 0))
-    if not len(known) or not m:
+    if not len(known):
         return out
     order = known[np.argsort(prices[known], kind="stable")]
     ordered = prices[order]
-    missing = ~keeps
-    dropped = missing.sum(axis=1)
-    if (dropped <= 1).all():  # each row drops at most one entry (the check's removals): no pass over the rows
-        place = np.full(len(prices), -1, np.int64)
-        place[order] = np.arange(len(order))
-        q = np.where(dropped == 1, place[np.argmax(missing, axis=1)], -1)  # the dropped known price's place
-        c = len(order) - (q >= 0)
-        rows = np.flatnonzero(c > 0)
-        c, q = c[rows], q[rows]
-        lower, upper = (c - 1) // 2, c // 2  # ranks among the kept; past the dropped one, one place further
-        lower = lower + ((q >= 0) & (lower >= q))
-        upper = upper + ((q >= 0) & (upper >= q))
-        pair = np.stack([ordered[lower], ordered[upper]], axis=1)
-        out[rows] = np.where(c % 2 == 1, ordered[lower], np.mean(pair, axis=1, dtype=np.float32))
-        return out
     kept = keeps[:, order]
     counts = kept.sum(axis=1)
     rows = np.flatnonzero(counts > 0)
@@ -350,6 +344,48 @@ def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_])
     pair = np.stack([ordered[lower], ordered[upper]], axis=1)
     out[rows] = np.where(c % 2 == 1, ordered[lower], np.mean(pair, axis=1, dtype=np.float32))
     return out
+
+
+def _medians_loop(prices: Any, drop: Any, out: Any) -> None:  # pragma: no cover -- compiled by numba
+    """:func:`_kept_medians` of rows that each drop at most the entry ``drop[t]`` (-1: none), into ``out``."""
+    h = len(prices)
+    known = np.empty(h, np.float32)
+    at = np.empty(h, np.int64)
+    k = 0
+    for i in range(h):
+        v = prices[i]
+        if np.isfinite(v) and v > 0:
+            known[k] = v
+            at[k] = i
+            k += 1
+    order = np.argsort(known[:k], kind="mergesort")
+    ordered = known[:k][order]
+    place = np.full(h, -1, np.int64)  # each known entry's place among the sorted known prices
+    for r in range(k):
+        place[at[order[r]]] = r
+    for t in range(len(drop)):
+        q = place[drop[t]] if drop[t] >= 0 else -1
+        c = k - 1 if q >= 0 else k
+        if c == 0:
+            continue
+        lower, upper = (c - 1) // 2, c // 2  # ranks among the kept; past the dropped one, one place further
+        if q >= 0 and lower >= q:
+            lower += 1
+        if q >= 0 and upper >= q:
+            upper += 1
+        if c % 2 == 1:
+            out[t] = ordered[lower]
+        else:
+            out[t] = (ordered[lower] + ordered[upper]) / np.float32(2.0)  # np.median's float32 mean of the two
+
+
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_medians_kernel = lazily_compiled(_medians_loop)
+
+
+def prepare() -> None:
+    """Compile the stacked features' kernel now, e.g. when a model is loaded, not on the first request."""
+    _kept_medians(np.ones(2, np.float32), np.array([[True, False]]))
 
 
 def feature_table_markdown() -> str:
