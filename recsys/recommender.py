@@ -799,7 +799,11 @@ class Stage:
             als_factors: list[npt.NDArray[np.float32] | None] = []
             downdate: _AlsDowndate | None = None
             downdated: dict[int, npt.NDArray[np.float32] | None] = {}
-            als_entry = {int(i): j for j, i in enumerate(als_items.tolist())} if elementwise else {}
+            als_entry: dict[int, int] = {}  # each removed item's entry in the ALS system (sorted, as the row)
+            if elementwise and len(als_items):
+                at = np.minimum(np.searchsorted(als_items, gone), len(als_items) - 1)
+                hit = als_items[at] == gone
+                als_entry = dict(zip(gone[hit].tolist(), at[hit].tolist(), strict=True))
             if elementwise and len(als_items) > 1:
                 # every removal's downdate in one solve: the entries of the removed items that had ALS weight
                 entries = sorted({als_entry[x] for x in gone.tolist() if x in als_entry})
