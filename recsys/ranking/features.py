@@ -295,7 +295,14 @@ def _kept_category_latest(
     A maximum is exact in any order, so the whole history's latest per
     category is taken once; a row differs from it only in a category whose
     latest entry the row drops, and only such a category is looked at again.
+    When no row drops more than one entry, a compiled pass keeps each
+    category's two latest entries and a row dropping the latest takes the other.
     """
+    drop = _dropped_entry(keeps) if keeps.shape[1] else None
+    if drop is not None:  # each row drops at most one entry (the check's removals): one compiled pass
+        out = np.empty((keeps.shape[0], n_cat), np.float64)
+        _latest_kernel()(np.ascontiguousarray(categories, np.int64), np.ascontiguousarray(last_ts, np.float64), drop, out)
+        return out
     ts = np.where(np.isnan(last_ts), -np.inf, last_ts)
     whole = np.full(n_cat, -np.inf)
     np.maximum.at(whole, categories, ts)
@@ -321,10 +328,8 @@ def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_])
     out = np.full(m, np.nan, np.float32)
     if not m or not keeps.shape[1]:
         return out
-    missing = ~keeps
-    dropped = missing.sum(axis=1)
-    if (dropped <= 1).all():  # each row drops at most one entry (the check's removals): one compiled pass
-        drop = np.where(dropped == 1, np.argmax(missing, axis=1), -1).astype(np.int64)
+    drop = _dropped_entry(keeps)
+    if drop is not None:  # each row drops at most one entry (the check's removals): one compiled pass
         _medians_kernel()(np.ascontiguousarray(prices, np.float32), drop, out)
         return out
     known = np.flatnonzero(np.isfinite(prices) & (prices > 0))
@@ -383,9 +388,47 @@ def _medians_loop(prices: Any, drop: Any, out: Any) -> None:  # pragma: no cover
 _medians_kernel = lazily_compiled(_medians_loop)
 
 
+def _latest_loop(categories: Any, last_ts: Any, drop: Any, out: Any) -> None:  # pragma: no cover -- numba
+    """:func:`_kept_category_latest` of rows that each drop at most the entry ``drop[t]`` (-1: none)."""
+    n_cat = out.shape[1]
+    best = np.full(n_cat, -np.inf)
+    best_at = np.full(n_cat, -1, np.int64)  # the first entry holding the category's latest
+    second = np.full(n_cat, -np.inf)  # the latest of the category's other entries
+    for i in range(len(categories)):
+        v = last_ts[i]
+        if np.isnan(v):
+            v = -np.inf
+        g = categories[i]
+        if best_at[g] < 0 or v > best[g]:
+            second[g] = best[g]
+            best[g] = v
+            best_at[g] = i
+        elif v > second[g]:
+            second[g] = v
+    for t in range(out.shape[0]):
+        for g in range(n_cat):
+            out[t, g] = best[g]
+        e = drop[t]
+        if e >= 0 and best_at[categories[e]] == e:
+            out[t, categories[e]] = second[categories[e]]
+
+
+_latest_kernel = lazily_compiled(_latest_loop)
+
+
+def _dropped_entry(keeps: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64] | None:
+    """The entry each row of ``keeps`` (rows, entries >= 1) drops (-1: none), or None if a row drops more."""
+    missing = ~keeps
+    dropped = missing.sum(axis=1)
+    if not (dropped <= 1).all():
+        return None
+    return np.where(dropped == 1, np.argmax(missing, axis=1), -1).astype(np.int64)
+
+
 def prepare() -> None:
-    """Compile the stacked features' kernel now, e.g. when a model is loaded, not on the first request."""
+    """Compile the stacked features' kernels now, e.g. when a model is loaded, not on the first request."""
     _kept_medians(np.ones(2, np.float32), np.array([[True, False]]))
+    _kept_category_latest(np.zeros(2, np.int64), np.ones(2), np.array([[True, False]]), 1)
 
 
 def feature_table_markdown() -> str:
