@@ -68,9 +68,8 @@ class RepeatPairs:
 
     def due(self, now: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(scores, interval ratio ``days since last / typical interval``) at ``now``."""
-        days_since = np.maximum((now - self.last_ts) / DAY, MIN_DAYS_SINCE)
-        ratio = days_since / self.interval_days
-        return np.log1p(self.purchases) * np.minimum(ratio, 1.0 / ratio), ratio
+        scores, ratio, _ = _due_figures(self.purchases, self.last_ts, self.interval_days, now)
+        return scores, ratio
 
     def evidence(self, item: int, now: float) -> dict[str, Any] | None:
         """Why ``item`` is due at ``now`` (:meth:`BuyAgainRetriever.evidence`'s keys), or None if it is
@@ -78,18 +77,23 @@ class RepeatPairs:
         at = int(np.searchsorted(self.items, item))
         if at == len(self.items) or self.items[at] != item:
             return None
-        one = slice(at, at + 1)
-        score, _ = RepeatPairs(self.items[one], self.purchases[one], self.last_ts[one], self.interval_days[one]).due(now)
-        interval = float(self.interval_days[at])
-        days_since = float(np.maximum((now - self.last_ts[at]) / DAY, MIN_DAYS_SINCE))
+        score, ratio, days_since = _due_figures(self.purchases[at], self.last_ts[at], self.interval_days[at], now)
         return {
             "purchases": int(self.purchases[at]),
-            "typical_interval_days": interval,
-            "days_since_last": days_since,
-            "interval_ratio": days_since / interval,
+            "typical_interval_days": float(self.interval_days[at]),
+            "days_since_last": float(days_since),
+            "interval_ratio": float(ratio),
             "last_purchase_ts": float(self.last_ts[at]),
-            "score": float(score[0]),
+            "score": float(score),
         }
+
+
+def _due_figures(purchases: Any, last_ts: Any, interval_days: Any, now: float) -> tuple[Any, Any, Any]:
+    """(score, interval ratio, days since the last purchase) of repeat pairs (arrays or one pair's
+    scalars) at ``now``: the one formula of the class docstring of :class:`BuyAgainRetriever`."""
+    days_since = np.maximum((now - last_ts) / DAY, MIN_DAYS_SINCE)
+    ratio = days_since / interval_days
+    return np.log1p(purchases) * np.minimum(ratio, 1.0 / ratio), ratio, days_since
 
 
 def repeat_pairs(events: pl.LazyFrame, config: BuyAgainConfig, *, by: tuple[str, ...] = ("u", "i")) -> pl.DataFrame:
@@ -227,9 +231,7 @@ class BuyAgainRetriever(BaseRetriever):
 
     def _due(self, s: slice, now: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(scores, days since last purchase) of the pairs in ``s``."""
-        days_since = np.maximum((now - self.last_ts_[s]) / DAY, MIN_DAYS_SINCE)
-        ratio = days_since / self.interval_days_[s]
-        scores = np.log1p(self.purchases_[s]) * np.minimum(ratio, 1.0 / ratio)
+        scores, _, days_since = _due_figures(self.purchases_[s], self.last_ts_[s], self.interval_days_[s], now)
         return scores, days_since
 
     def score_all(self, customer: str, now: float | None = None) -> npt.NDArray[np.float32]:
