@@ -159,14 +159,14 @@ def attribute_rows(
     shap_values, base = contrib[:, :-1], contrib[:, -1]
     errors = np.abs(base + shap_values.sum(axis=1) - scores)
     names = tuple(feature_names)
-    columns = np.arange(shap_values.shape[1])
     group_sums = _group_sums(names, shap_values)
-    out = []
-    for r in range(len(feats)):
-        row = shap_values[r]
-        nz = np.flatnonzero(row)
-        order = nz[np.lexsort((columns[nz], -np.abs(row[nz])))]
-        out.append(Attribution(
-            float(base[r]), float(scores[r]), float(errors[r]), names, order, row, feats[r], group_sums[r]
-        ))
-    return out
+    # every row's nonzero contributions, largest |shap| first (ties: lower column), in one sort
+    rows, columns = np.nonzero(shap_values)
+    by = np.lexsort((columns, -np.abs(shap_values[rows, columns]), rows))
+    orders = np.split(columns[by].astype(np.int64), np.cumsum(np.bincount(rows, minlength=len(feats)))[:-1])
+    return [
+        Attribution(
+            float(base[r]), float(scores[r]), float(errors[r]), names, orders[r], shap_values[r], feats[r], group_sums[r]
+        )
+        for r in range(len(feats))
+    ]
