@@ -570,6 +570,15 @@ def test_als_top_scans_part_of_the_catalogue_and_proposes_what_a_full_scan_does(
             assert np.array_equal(ranks[t], want), (trial, t)
 
 
+def _one_drop_keeps(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
+    """Rows as the check's removals make them: each keeps every history entry but at most one."""
+    keeps = np.ones((rows, size), bool)
+    if size:
+        drop = rng.integers(-1, size, rows)
+        keeps[np.flatnonzero(drop >= 0), drop[drop >= 0]] = False
+    return keeps
+
+
 def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
     from recsys.ranking.features import _kept_medians
 
@@ -581,11 +590,8 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
         else:
             prices = rng.lognormal(0, 1, size).astype(np.float32)
         keeps = rng.random((rows, size)) < (0.9 if trial % 2 else 0.5)
-        if trial % 4 == 3:  # as the check's removals make them: each row drops at most one entry
-            keeps = np.ones((rows, size), bool)
-            if size:
-                drop = rng.integers(-1, size, rows)
-                keeps[np.flatnonzero(drop >= 0), drop[drop >= 0]] = False
+        if trial % 4 == 3:
+            keeps = _one_drop_keeps(rng, rows, size)
         got = _kept_medians(prices, keeps)
         for t in range(rows):
             known = prices[keeps[t]]
@@ -607,11 +613,8 @@ def test_kept_category_latest_is_each_rows_own_maximum() -> None:
         ts = rng.integers(0, 6, size).astype(np.float64)
         ts[rng.random(size) < 0.2] = np.nan
         keeps = rng.random((rows, size)) < (0.95 if trial % 2 else 0.5)
-        if trial % 3 == 2:  # as the check's removals make them: each row drops at most one entry
-            keeps = np.ones((rows, size), bool)
-            if size:
-                drop = rng.integers(-1, size, rows)
-                keeps[np.flatnonzero(drop >= 0), drop[drop >= 0]] = False
+        if trial % 3 == 2:
+            keeps = _one_drop_keeps(rng, rows, size)
         got = _kept_category_latest(categories, ts, keeps, n_cat)
         for t in range(rows):
             for g in range(n_cat):
