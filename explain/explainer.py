@@ -149,7 +149,7 @@ class Explainer:
         ranks.prepare()  # the counterfactual check's rank counting
         links.prepare()  # and its pass over the co-purchase links
         prepare_evidence()  # the evidence's pick of the largest contributions
-        prepare_features()  # the check's price medians
+        prepare_features()  # the check's price medians and category times
         self.finder.kinds()
         self.finder.title(0)
         if "copurchase" in self.model.stage_.retrievers:

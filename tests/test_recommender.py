@@ -580,7 +580,7 @@ def _one_drop_keeps(rng: np.random.Generator, rows: int, size: int) -> np.ndarra
 
 
 def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
-    from recsys.ranking.features import _kept_medians
+    from recsys.ranking.features import _dropped_entry, _kept_medians
 
     rng = np.random.default_rng(0)
     for trial in range(400):
@@ -590,9 +590,11 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
         else:
             prices = rng.lognormal(0, 1, size).astype(np.float32)
         keeps = rng.random((rows, size)) < (0.9 if trial % 2 else 0.5)
+        drop = None
         if trial % 4 == 3:
             keeps = _one_drop_keeps(rng, rows, size)
-        got = _kept_medians(prices, keeps)
+            drop = _dropped_entry(keeps)
+        got = _kept_medians(prices, keeps, drop=drop)
         for t in range(rows):
             known = prices[keeps[t]]
             known = known[np.isfinite(known) & (known > 0)]
@@ -603,7 +605,7 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
 
 
 def test_kept_category_latest_is_each_rows_own_maximum() -> None:
-    from recsys.ranking.features import _kept_category_latest
+    from recsys.ranking.features import _dropped_entry, _kept_category_latest
 
     rng = np.random.default_rng(5)
     for trial in range(300):
@@ -613,9 +615,11 @@ def test_kept_category_latest_is_each_rows_own_maximum() -> None:
         ts = rng.integers(0, 6, size).astype(np.float64)
         ts[rng.random(size) < 0.2] = np.nan
         keeps = rng.random((rows, size)) < (0.95 if trial % 2 else 0.5)
+        drop = None
         if trial % 3 == 2:
             keeps = _one_drop_keeps(rng, rows, size)
-        got = _kept_category_latest(categories, ts, keeps, n_cat)
+            drop = _dropped_entry(keeps)
+        got = _kept_category_latest(categories, ts, keeps, n_cat, drop=drop)
         for t in range(rows):
             for g in range(n_cat):
                 mine = ts[keeps[t] & (categories == g)]

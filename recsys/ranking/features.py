@@ -260,12 +260,17 @@ def build_feature_stack(
                 put_some(name, shares[:, codes[items]], some)
         last_ts = profile.last_ts[at]
         dated = np.bincount(rows, weights=np.isfinite(last_ts), minlength=m) > 0
+        # the entry each row drops, when each drops at most one and some row drops one (the check's
+        # removals): compiled loops then; a single served row (nothing dropped) takes the NumPy path
+        drop = _dropped_entry(keeps)
+        if drop is not None and not (drop >= 0).any():
+            drop = None
         if now is not None and (some & dated).any():
-            last_by_cat = _kept_category_latest(table.category[hist], profile.last_ts, keeps, table.n_category)
+            last_by_cat = _kept_category_latest(table.category[hist], profile.last_ts, keeps, table.n_category, drop=drop)
             last = last_by_cat[:, table.category[items]]
             days = np.where(np.isfinite(last), (now - last) / DAY, 365.0)
             put_some("days_since_category", np.clip(days, 0, 365), some & dated)
-        medians = _kept_medians(table.price[hist], keeps)
+        medians = _kept_medians(table.price[hist], keeps, drop=drop)
         priced = some & np.isfinite(medians)
         if priced.any():
             ratio = table.price[items][None, :] / medians[priced][:, None]
@@ -287,7 +292,12 @@ def build_feature_stack(
 
 
 def _kept_category_latest(
-    categories: npt.NDArray[np.integer[Any]], last_ts: npt.NDArray[np.float64], keeps: npt.NDArray[np.bool_], n_cat: int
+    categories: npt.NDArray[np.integer[Any]],
+    last_ts: npt.NDArray[np.float64],
+    keeps: npt.NDArray[np.bool_],
+    n_cat: int,
+    *,
+    drop: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Per row of ``keeps`` and category, the latest ``last_ts`` of the history entries it keeps
     (``-inf`` where none is dated), shape (rows, n_cat).
@@ -295,11 +305,11 @@ def _kept_category_latest(
     A maximum is exact in any order, so the whole history's latest per
     category is taken once; a row differs from it only in a category whose
     latest entry the row drops, and only such a category is looked at again.
-    When no row drops more than one entry, a compiled pass keeps each
-    category's two latest entries and a row dropping the latest takes the other.
+    With ``drop`` (:func:`_dropped_entry` of ``keeps``: each row drops at
+    most that one entry), a compiled pass keeps each category's two latest
+    entries and a row dropping the latest takes the other.
     """
-    drop = _dropped_entry(keeps) if keeps.shape[1] else None
-    if drop is not None:  # each row drops at most one entry (the check's removals): one compiled pass
+    if drop is not None:
         out = np.empty((keeps.shape[0], n_cat), np.float64)
         _latest_kernel()(np.ascontiguousarray(categories, np.int64), np.ascontiguousarray(last_ts, np.float64), drop, out)
         return out
@@ -315,25 +325,25 @@ def _kept_category_latest(
     return out
 
 
-def _kept_medians(prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+def _kept_medians(
+    prices: npt.NDArray[np.float32], keeps: npt.NDArray[np.bool_], *, drop: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.float32]:
     """Per row of ``keeps``, ``np.median`` of the known (finite, positive) ``prices`` it keeps; NaN if none.
 
     The prices are sorted once; a row's median is its middle kept price, or
     the float32 mean of its two middle ones (as ``np.median`` takes it), so
     the values are ``np.median``'s bit for bit without a median per row.
-    When no row drops more than one entry, a compiled loop finds the middle
-    places from the dropped entry's place instead of counting along each row.
+    With ``drop`` (:func:`_dropped_entry` of ``keeps``: each row drops at
+    most that one entry), a compiled loop finds the middle places from the
+    dropped entry's place instead of counting along each row.
     """
     m = keeps.shape[0]
     out = np.full(m, np.nan, np.float32)
-    if not m or not keeps.shape[1]:
-        return out
-    drop = _dropped_entry(keeps)
-    if drop is not None:  # each row drops at most one entry (the check's removals): one compiled pass
+    if drop is not None:
         _medians_kernel()(np.ascontiguousarray(prices, np.float32), drop, out)
         return out
     known = np.flatnonzero(np.isfinite(prices) & (prices > 0))
-    if not len(known):
+    if not len(known) or not m:
         return out
     order = known[np.argsort(prices[known], kind="stable")]
     ordered = prices[order]
@@ -417,7 +427,9 @@ _latest_kernel = lazily_compiled(_latest_loop)
 
 
 def _dropped_entry(keeps: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64] | None:
-    """The entry each row of ``keeps`` (rows, entries >= 1) drops (-1: none), or None if a row drops more."""
+    """The entry each row of ``keeps`` (rows, entries) drops (-1: none), or None if a row drops more."""
+    if not keeps.shape[1]:
+        return np.full(keeps.shape[0], -1, np.int64)
     missing = ~keeps
     dropped = missing.sum(axis=1)
     if not (dropped <= 1).all():
@@ -427,8 +439,9 @@ def _dropped_entry(keeps: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64] | None
 
 def prepare() -> None:
     """Compile the stacked features' kernels now, e.g. when a model is loaded, not on the first request."""
-    _kept_medians(np.ones(2, np.float32), np.array([[True, False]]))
-    _kept_category_latest(np.zeros(2, np.int64), np.ones(2), np.array([[True, False]]), 1)
+    drop = np.array([1], np.int64)
+    _kept_medians(np.ones(2, np.float32), np.array([[True, False]]), drop=drop)
+    _kept_category_latest(np.zeros(2, np.int64), np.ones(2), np.array([[True, False]]), 1, drop=drop)
 
 
 def feature_table_markdown() -> str:
