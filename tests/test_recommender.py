@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 
 from recsys.bundle import ModelRegistry
 from recsys.data.demo import DemoConfig, generate_demo
@@ -335,7 +336,7 @@ def test_monotone_ranker_passes_its_constraints_to_lightgbm() -> None:
 
 
 def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
-    from recsys.recommender import _copurchase_max, _CopurchaseRemovals
+    from recsys.recommender import _CopurchaseRemovals
 
     rng = np.random.default_rng(3)
     n_items = 400
@@ -365,8 +366,38 @@ def test_copurchase_removals_are_the_from_scratch_sums_bit_for_bit() -> None:
             scratch = np.bincount(cols[kept], weights=vals[kept], minlength=n_items).astype(np.float32)
             assert np.array_equal(scores[t], scratch[linked]) and not scratch[np.setdiff1d(np.arange(n_items), linked)].any()
             assert np.array_equal(item_scores[t], scratch[items])
-            assert np.array_equal(item_max[t], _copurchase_max((cols[kept], vals[kept]), items, n_items))
+            largest = np.zeros(n_items, np.float32)
+            np.maximum.at(largest, cols[kept], vals[kept])
+            assert np.array_equal(item_max[t], largest[items])
     assert paths == {True, False}  # both the subtraction and the recount were compared
+
+
+def test_gathered_links_are_the_numpy_formulation_bit_for_bit() -> None:
+    from recsys.links import gather
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n_items = int(rng.integers(1, 300))
+        dense = rng.random((n_items, n_items)) < rng.uniform(0.0, 0.2)
+        vals = rng.normal(0.2, 1.0, (n_items, n_items)).astype(np.float32)
+        if trial % 3 == 0:
+            vals = np.round(vals, 1)  # equal links and sums that cancel to exactly zero
+        if trial % 5 == 0:
+            vals[::2] *= np.float32(1e-9)  # sums wider than float32 keeps
+        sim = sp.csr_matrix(np.where(dense, vals, 0).astype(np.float32))
+        sim.indptr = sim.indptr.astype(np.int64 if trial % 2 else np.int32)
+        history = rng.permutation(n_items)[: int(rng.integers(0, min(n_items, 40) + 1))]  # any order
+        got = gather(sim.indptr, sim.indices, sim.data, history, n_items)
+        parts = [np.arange(sim.indptr[h], sim.indptr[h + 1]) for h in history]
+        offsets = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        cols, link_vals = sim.indices[offsets], sim.data[offsets]
+        assert np.array_equal(got.cols, cols) and np.array_equal(got.vals, link_vals)
+        scores = np.bincount(cols, weights=link_vals, minlength=n_items).astype(np.float32)
+        assert got.scores.dtype == np.float32 and np.array_equal(got.scores, scores)
+        largest = np.zeros(n_items, np.float32)
+        np.maximum.at(largest, cols, link_vals)
+        assert np.array_equal(got.largest, largest)
+        assert np.array_equal(got.linked, np.flatnonzero(scores != 0))
 
 
 def test_link_pass_is_the_numpy_sums_and_a_stable_sort_of_the_links() -> None:
