@@ -142,12 +142,14 @@ class Explainer:
         from explain.evidence import prepare as prepare_evidence
         from recsys import links, ranks
         from recsys.ranking.features import prepare as prepare_features
+        from recsys.retrieval import ease
 
         ranker = self.model.ranker_
         ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32))
         ranker.predict(np.zeros((1, len(ranker.feature_names_)), np.float32))  # the compiled trees
         ranks.prepare()  # the counterfactual check's rank counting
-        links.prepare()  # and its pass over the co-purchase links
+        links.prepare()  # the passes over the co-purchase links
+        ease.prepare()  # EASE's sum of weight rows
         prepare_evidence()  # the evidence's pick of the largest contributions
         prepare_features()  # the check's price medians and category times
         self.finder.kinds()

@@ -997,11 +997,7 @@ def _ease_modelled_scores(
 ) -> npt.NDArray[np.float32]:
     """EASE scores of the modelled items only (aligned with ``ease.item_index_``), from the
     history's slots and values (``ease._history(row)``)."""
-    slots, values = history
-    if not len(slots):
-        return np.zeros(ease.n_items_used_, np.float32)
-    x = sp.csr_matrix((values, slots, np.array([0, len(slots)])), shape=(1, ease.n_items_used_))
-    return np.asarray(x @ ease.weights_, dtype=np.float32).ravel()
+    return ease.modelled_scores(*history)
 
 
 def _ease_scores_of(

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from recsys.interactions import Interactions
 from recsys.retrieval.als import AlsConfig, AlsRetriever, BprConfig, BprRetriever, bm25_rows
-from recsys.retrieval.copurchase import CoPurchaseConfig, CoPurchaseRetriever
+from recsys.retrieval.copurchase import CoPurchaseConfig, CoPurchaseRetriever, binarise, history_row
 from recsys.retrieval.ease import EaseConfig, EaseRetriever
 from tests.retriever_suite import RetrieverContract, cluster_events, cluster_items
 
@@ -132,6 +132,30 @@ def test_ease_contributions_sum_to_score() -> None:
         assert {j for j, _ in parts} <= history
         total = sum(v for _, v in parts)
         assert total == pytest.approx(float(ease.score_all("c00")[item]), abs=1e-5)
+
+
+@pytest.mark.parametrize("binarize", [True, False])
+def test_ease_scores_are_scipys_sparse_product_bit_for_bit(binarize: bool) -> None:
+    inter = clusters()
+    ease = EaseRetriever(EaseConfig(l2=10.0, binarize=binarize, max_items=len(inter.items) - 3)).fit(inter)
+    rng = np.random.default_rng(4)
+    n_items = len(inter.items)
+    for _ in range(30):
+        dense = np.where(rng.random(n_items) < 0.4, rng.normal(0.5, 1.0, n_items), 0.0).astype(np.float32)
+        row = sp.csr_matrix(dense.reshape(1, -1))
+        # the old formulation: the checked copy, binarised, its modelled items, SciPy's product
+        clean = history_row(row, inter)
+        if binarize:
+            clean = binarise(clean)
+        keep = ease.slot_[clean.indices] >= 0
+        slots, values = ease.slot_[clean.indices][keep], clean.data[keep].astype(np.float32)
+        got_slots, got_values = ease._history(row)  # a float32 CSR row: read as is, negatives dropped
+        assert np.array_equal(got_slots, slots) and np.array_equal(got_values, values)
+        assert np.array_equal(ease._history(dense)[1], values)  # the general path agrees
+        x = sp.csr_matrix((values, slots, np.array([0, len(slots)])), shape=(1, ease.n_items_used_))
+        want = np.asarray(x @ ease.weights_, dtype=np.float32).ravel()
+        assert np.array_equal(ease.modelled_scores(slots, values), want)
+        assert np.array_equal(ease.score_history(row)[ease.item_index_], want)
 
 
 # --- co-purchase --------------------------------------------------------------

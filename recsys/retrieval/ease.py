@@ -16,6 +16,7 @@ import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from recsys.compiled import lazily_compiled
 from recsys.errors import ConfigError, TrainingDataError
 from recsys.interactions import Interactions
 from recsys.retrieval.base import BaseRetriever, Candidates, top_k
@@ -128,11 +129,22 @@ class EaseRetriever(BaseRetriever):
         slots, values = self._history(row)
         out = np.zeros(len(self.slot_), dtype=np.float32)
         if len(slots):
-            x = sp.csr_matrix(
-                (values, slots, np.array([0, len(slots)])), shape=(1, self.n_items_used_)
-            )
-            # sparse x dense adds the history's rows of B without copying them out
-            out[self.item_index_] = np.asarray(x @ self.weights_).ravel()
+            out[self.item_index_] = self.modelled_scores(slots, values)
+        return out
+
+    def modelled_scores(
+        self, slots: npt.NDArray[np.integer[Any]], values: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """``x · B`` over the modelled items (aligned with ``item_index_``) for a history given as
+        the slots and values :meth:`_history` returns.
+
+        Adds the history's rows of ``B``, each times its value, in float32 and in slot order: what
+        SciPy's sparse-times-dense product does, bit for bit (tested), in one compiled loop that
+        reads each row once (a grocery history reads a few hundred rows of 32 KB).
+        """
+        out = np.zeros(self.n_items_used_, np.float32)
+        if len(slots):
+            _rows_kernel()(self.weights_, np.asarray(slots, np.int64), np.asarray(values, np.float32), out)
         return out
 
     def candidates(
@@ -170,11 +182,17 @@ class EaseRetriever(BaseRetriever):
     def _history(
         self, customer_or_row: HistoryLike
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Slots and values of the modelled items of a history."""
-        row = self._prepare(history_row(customer_or_row, self.interactions_))
-        slots = self.slot_[row.indices]
+        """Slots and values of the modelled items of a history (its positive entries, in order;
+        each value 1 when ``config.binarize``)."""
+        row = customer_or_row
+        if not (isinstance(row, sp.csr_matrix) and row.dtype == np.float32 and row.shape == (1, len(self.slot_))):
+            row = history_row(row, self.interactions_)  # checked, and a copy; a float32 CSR row is read as is
+        keep = row.data > 0
+        slots = self.slot_[row.indices[keep]]
         used = slots >= 0
-        return slots[used], row.data[used].astype(np.float32)
+        if self.config.binarize:
+            return slots[used], np.ones(int(used.sum()), np.float32)
+        return slots[used], row.data[keep][used]
 
 
 def ease_primal(x: sp.csr_matrix, l2: float) -> npt.NDArray[np.float32]:
@@ -216,3 +234,21 @@ def ease_dual(x: sp.csr_matrix, l2: float) -> npt.NDArray[np.float32]:
     m /= (1.0 - m_diag).astype(np.float32)[None, :]
     np.fill_diagonal(m, 0.0)
     return m
+
+
+def _rows_loop(weights: Any, slots: Any, values: Any, out: Any) -> None:  # pragma: no cover -- compiled by numba
+    width = weights.shape[1]
+    for t in range(len(slots)):
+        s = slots[t]
+        v = values[t]
+        for k in range(width):
+            out[k] += v * weights[s, k]
+
+
+# compiled on first use (about a second; Explainer.prepare() does it when a model is loaded)
+_rows_kernel = lazily_compiled(_rows_loop)
+
+
+def prepare() -> None:
+    """Compile the kernel now, e.g. when a model is loaded, not on the first request."""
+    _rows_kernel()(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), np.ones(1, np.float32), np.zeros(1, np.float32))
