@@ -4,6 +4,10 @@ numba (which ``shap`` already needs) takes about a second per loop to
 compile, so a module wraps its loop with :func:`lazily_compiled` and calls
 the result to get the compiled function; ``Explainer.prepare()`` makes the
 first calls when a model is loaded, so no request pays for compilation.
+The machine code is cached on disk (numba's ``cache=True``: beside the
+module, or in the user's cache directory when that is read-only, keyed by
+the source file), so later processes load it instead of compiling again: a
+one-off ``clearshelf recommend`` or a test run compiles once per install.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 
 def lazily_compiled(loop: Callable[..., Any]) -> Callable[[], Callable[..., Any]]:
-    """A function that returns ``loop`` compiled (``numba.njit``, no GIL held), compiling it once."""
+    """A function that returns ``loop`` compiled (``numba.njit``, no GIL held, cached on disk), compiling it once."""
     compiled: list[Callable[..., Any]] = []
     lock = threading.Lock()
 
@@ -24,7 +28,7 @@ def lazily_compiled(loop: Callable[..., Any]) -> Callable[[], Callable[..., Any]
                 if not compiled:
                     import numba
 
-                    compiled.append(numba.njit(nogil=True, cache=False)(loop))
+                    compiled.append(numba.njit(nogil=True, cache=True)(loop))
         return compiled[0]
 
     return get
