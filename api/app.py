@@ -60,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_bytes=settings.result_cache_max_bytes,
             ttl_seconds=settings.result_cache_ttl_seconds,
         ),
+        model_threads=settings.model_threads,
     )
     state.refresh_consent()
     await asyncio.to_thread(state.load_active)

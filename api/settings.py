@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # How often each worker checks for a new active model, a new thresholds
     # version, new events, erasures and consent changes made by other workers.
     sync_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    # How many GET /recommendations answers each worker computes at once (in its
+    # thread pool); the other requests wait their turn in the event loop. The
+    # work is CPU- and memory-bound and mostly holds the GIL, so more threads
+    # only take turns and evict each other's data from the caches: one per
+    # worker served 24% more requests per second than 40 (docs/performance.md).
+    # Scale with `clearshelf serve --workers`, one per core.
+    model_threads: int = Field(default=1, ge=1, le=64)
     # Per-worker cache of finished GET /recommendations answers (api/result_cache.py):
     # invalidated per customer by their events, consent changes and erasure, and
     # entirely by a model swap or a new thresholds version. Bounded by entry count

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import polars as pl
 from sqlalchemy import delete, func, select
 
@@ -113,9 +114,12 @@ class ServingState:
     """Per-worker serving state. Thread-safe: requests run in a thread pool."""
 
     def __init__(
-        self, *, store: Store, home: Path, pseudonymiser: Pseudonymiser, results: ResultCache | None = None
+        self, *, store: Store, home: Path, pseudonymiser: Pseudonymiser, results: ResultCache | None = None,
+        model_threads: int = 1,
     ) -> None:
         self.store = store
+        # the thread pool's tokens for computing answers (Settings.model_threads)
+        self.model_limiter = anyio.CapacityLimiter(model_threads)
         self.results = results if results is not None else ResultCache(max_entries=0, ttl_seconds=1)
         self.home = Path(home)
         self.registry = ModelRegistry(self.home / "models")

@@ -101,6 +101,45 @@ def test_known_customer_gets_explained_items(client: TestClient, world: World) -
         assert total == pytest.approx(item["score"], abs=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_worker_computes_at_most_model_threads_answers_at_once(world: World, threads: int) -> None:
+    import httpx
+
+    settings = world.with_settings(model_threads=threads, result_cache=False)
+    app = create_app(settings)
+    customers = world.customers[:8]
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+        async with app.router.lifespan_context(app):
+            limiter = app.state.serving.model_limiter
+            seen = {"borrowed": 0, "waiting": 0}
+            done = asyncio.Event()
+
+            async def watch() -> None:  # samples the limiter while the requests run
+                while not done.is_set():
+                    stats = limiter.statistics()
+                    seen["borrowed"] = max(seen["borrowed"], stats.borrowed_tokens)
+                    seen["waiting"] = max(seen["waiting"], stats.tasks_waiting)
+                    await asyncio.sleep(0)
+
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                get = lambda cid: c.get("/recommendations", params={"customer_id": cid, "k": 5})  # noqa: E731
+                watcher = asyncio.create_task(watch())
+                together = await asyncio.gather(*(get(cid) for cid in customers * 2))
+                done.set()
+                await watcher
+                one_by_one = [await get(cid) for cid in customers * 2]
+        assert all(r.status_code == 200 for r in together + one_by_one)
+        strip = lambda r: {k: v for k, v in r.json().items() if k != "request_id"}  # noqa: E731
+        return [strip(r) for r in together], [strip(r) for r in one_by_one], seen["borrowed"], seen["waiting"]
+
+    together, one_by_one, borrowed, waiting = asyncio.run(run())
+    assert together == one_by_one  # queued answers are the answers
+    assert borrowed == threads  # the pool was used up to the setting, never beyond
+    assert waiting > 0  # and the other requests waited their turn
+
+
 def test_unknown_customer_is_cold_start_not_an_error(client: TestClient) -> None:
     body = recommend(client, "never-seen-before", k=4)
     assert body["customer_status"] == "cold_start"

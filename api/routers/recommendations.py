@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api import metrics
@@ -78,9 +79,10 @@ async def recommendations(
         if results.enabled:
             metrics.RESULT_CACHE_MISSES.inc()
         # the model's work runs in the thread pool; a cached answer is served without that hop
-        answer = await run_in_threadpool(
-            _answer, loaded, key, k, Filters(category=category, max_price=max_price),
-            explain=explain, personalise=personalise, policy=policy.policy, thresholds_version=policy.version,
+        answer = await anyio.to_thread.run_sync(
+            partial(_answer, loaded, key, k, Filters(category=category, max_price=max_price), explain=explain,
+                    personalise=personalise, policy=policy.policy, thresholds_version=policy.version),
+            limiter=state.model_limiter,
         )
         if state.current is loaded:  # not swapped out meanwhile (the generation covers everything else)
             results.put(cache_key, answer, generation=generation)
