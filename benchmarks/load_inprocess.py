@@ -9,6 +9,8 @@ same client. The route runs with the result cache on: the first request for
 each customer is a miss (computed), and `route_explain_true_cached` repeats
 the explained requests, all hits. Also a cProfile of the recommends and one of
 the explained route on misses (cumulative seconds of the top functions).
+Also what the catalogue-wide scans of a recommend() read from memory, against
+this machine's memory read speed measured in the same run (`memory_traffic`).
 Writes JSON.
 
     python benchmarks/load_inprocess.py --home /tmp/cj-home \
@@ -136,11 +138,48 @@ def main() -> None:
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
         print(buf.getvalue())
+        out["memory_traffic"] = memory_traffic(model, keys)
     out["loadavg_at_end"] = os.getloadavg()
     print(json.dumps({k: v for k, v in out.items() if k != "profile_100_recommends"}, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"results written to {args.out}")
+
+
+def memory_traffic(model: Any, keys: list[str]) -> dict[str, Any]:
+    """What a recommend() must read from memory for its catalogue-wide scans, against how fast this
+    machine reads memory (a float32 dot product over 256 MB, the baseline in the same run).
+
+    EASE adds one weight row (all modelled items, float32) per modelled history item; the content
+    source screens every distinct pool vector in its reduced space; ALS scans item factors in order
+    of decreasing norm until a bound stops it, so its whole factor matrix is an upper bound. These
+    matrices are far larger than the caches, so the scans run at memory speed.
+    """
+    stage = model.stage_
+    r = stage.retrievers
+    per_request: dict[str, Any] = {}
+    if "ease" in r:
+        ease = r["ease"]
+        rows = [len(ease._history(stage.history(k).row)[0]) for k in keys if stage.history(k) is not None]
+        row_bytes = ease.weights_.shape[1] * ease.weights_.itemsize
+        per_request["ease_rows_median"] = float(np.median(rows))
+        per_request["ease_mb_median"] = round(float(np.median(rows)) * row_bytes / 1e6, 2)
+    if "content" in r and stage.content_pool is not None:
+        pool = stage.pool_index()
+        screened = pool.reduced if pool.reduced is not None else pool.vectors
+        per_request["content_screen_mb"] = round(screened.nbytes / 1e6, 2)
+    if "als" in r:
+        per_request["als_factors_mb_upper_bound"] = round(stage.als_norm_index()[1].nbytes / 1e6, 2)
+    big = np.ones(64 * 2**20, np.float32)  # 256 MB
+    seconds = []
+    for _ in range(7):
+        t = time.perf_counter()
+        float(np.dot(big, big))
+        seconds.append(time.perf_counter() - t)
+    gbps = big.nbytes / float(np.median(seconds)) / 1e9
+    floor_ms = sum(v for k, v in per_request.items() if k in ("ease_mb_median", "content_screen_mb")) / gbps
+    return {"per_request": per_request, "read_gb_per_s_median_of_7": round(gbps, 2),
+            "ease_and_content_scan_floor_ms": round(floor_ms, 3)}
 
 
 def _top(prof: cProfile.Profile, n: int) -> dict[str, Any]:
