@@ -559,6 +559,8 @@ def main() -> None:
     ap.add_argument("--events-rate", type=float, default=0.0,
                     help="purchase events posted per second during every phase (0: none)")
     ap.add_argument("--no-content", action="store_true", help="train without the text-embedding source")
+    ap.add_argument("--model-threads", type=int, default=None,
+                    help="CLEARSHELF_MODEL_THREADS for the server (default: the service's own default)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_serve_completejourney.json")
     args = ap.parse_args()
@@ -574,6 +576,8 @@ def main() -> None:
         CLEARSHELF_LOG_LEVEL="info",
     )
     env.pop("CLEARSHELF_DATABASE_URL", None)
+    if args.model_threads is not None:
+        env["CLEARSHELF_MODEL_THREADS"] = str(args.model_threads)
     result: dict[str, Any] = {
         "benchmark": "load_serve", "dataset": "completejourney",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
