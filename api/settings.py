@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # thread pool); the other requests wait their turn in the event loop. The
     # work is CPU- and memory-bound and mostly holds the GIL, so more threads
     # only take turns and evict each other's data from the caches: one per
-    # worker served 24% more requests per second than 40 (docs/performance.md).
+    # worker served 21% (explained) and 29% (unexplained) more requests per
+    # second than 40 on Complete Journey (docs/performance.md, 2026-12-06).
     # Scale with `clearshelf serve --workers`, one per core.
     model_threads: int = Field(default=1, ge=1, le=64)
     # Per-worker cache of finished GET /recommendations answers (api/result_cache.py):
