@@ -101,8 +101,6 @@ def _link_loop(
 _kernel = lazily_compiled(_link_loop)
 
 
-
-
 @dataclass(frozen=True)
 class Gathered:
     """A history's co-purchase links and what the candidate step reads off them (:func:`gather`)."""
