@@ -1255,11 +1255,8 @@ def _copurchase_links(
     pruned similarity), gathered here without a sparse product.
     """
     sim = cop.similarity_
-    hist = row.indices[row.data > 0]
-    starts, stops = sim.indptr[hist], sim.indptr[hist + 1]
-    sizes = stops - starts
-    offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
-    return sim.indices[offsets], sim.data[offsets]
+    found = gather_links(sim.indptr, sim.indices, sim.data, row.indices[row.data > 0], sim.shape[1])
+    return found.cols, found.vals
 
 
 def _copurchase_links_by_owner(
