@@ -1856,11 +1856,23 @@ class Recommender:
     def _popular(
         self, customer: str, k: int, filters: Filters, status: CustomerStatus, now: float | None = None
     ) -> RankedList:
-        pop = self.stage_.retrievers["popularity"]
-        n = len(self.stage_.interactions.items)
-        cands = pop.candidates(customer, n if (filters.max_price or filters.category) else k * 3, category=filters.category)
-        keep = self._filter_mask(cands.items, replace(filters, category=None)) if len(cands) else np.zeros(0, bool)
-        items, scores = cands.items[keep][:k], cands.scores[keep][:k]
+        """The ``k`` most popular items that pass the filters, read off the stage's cached
+        popularity order (the popularity source's own order: positive scores, best first, ties to
+        the lower index) instead of a selection over the whole catalogue per request."""
+        stage = self.stage_
+        pop = stage.retrievers["popularity"]
+        order = stage.popular_order()
+        if filters.category is not None:
+            code = pop.categories_.index(filters.category) if filters.category in pop.categories_ else -1
+            order = order[pop.category_[order] == code]
+        others = replace(filters, category=None)
+        head = order[: 3 * k]
+        keep = self._filter_mask(head, others)
+        if np.count_nonzero(keep) < k and len(head) < len(order):  # inactive or too dear at the head
+            head = order
+            keep = self._filter_mask(head, others)
+        items = head[keep][:k]
+        scores = pop.scores_[items].astype(np.float32)
         zeros = np.zeros(len(FEATURE_NAMES), np.float32)
         ranked = tuple(
             RankedItem(

@@ -124,6 +124,37 @@ def test_inactive_items_are_never_returned(inter: Interactions) -> None:
     assert not banned & set(model.recommend("nobody", 10).item_ids)
 
 
+def test_cold_start_lists_are_the_popularity_sources_order_past_any_filtered_head(inter: Interactions) -> None:
+    """The cold-start list reads the cached popularity order: it is the popularity source's own
+    selection over the whole catalogue, filtered, scores included, even when every item of the
+    first 3k is inactive (a selection of the first 3k alone would come back short)."""
+    probe = Recommender(SMALL).fit(inter)
+    pop = probe.stage_.retrievers["popularity"]
+    n = len(inter.items)
+    head = pop.candidates("nobody", 12).items
+    banned = {str(inter.items.ids[i]) for i in head}
+    catalog = inter.catalog.with_columns(pl.col("item_id").is_in(list(banned)).not_().alias("active"))
+    model = Recommender(SMALL).fit(Interactions.from_events(inter.events, catalog=catalog))
+    pop = model.stage_.retrievers["popularity"]
+    active = ~catalog["item_id"].is_in(list(banned)).to_numpy()
+    price = model.stage_.table.price
+    cheap = float(np.nanmedian(price))
+    category = str(inter.catalog["category"][0])
+    for filters in (Filters(), Filters(category=category), Filters(max_price=cheap),
+                    Filters(category=category, max_price=cheap), Filters(category="no such category")):
+        whole = pop.candidates("nobody", n, category=filters.category)
+        ok = active[whole.items]
+        if filters.max_price is not None:
+            ok &= np.isfinite(price[whole.items]) & (price[whole.items] <= filters.max_price)
+        want_items, want_scores = whole.items[ok][:4], whole.scores[ok][:4]
+        got = model.recommend("nobody", 4, filters=filters)
+        assert [it.index for it in got.items] == want_items.tolist(), filters
+        assert [it.score for it in got.items] == want_scores.tolist(), filters
+        assert got.status == "cold_start"
+    assert len(model.recommend("nobody", 4).items) == 4
+    assert not banned & set(model.recommend("nobody", 4).item_ids)
+
+
 def test_same_seed_same_recommendations(inter: Interactions, model: Recommender) -> None:
     customer = a_known_customer(inter)
     again = Recommender(SMALL).fit(inter)
