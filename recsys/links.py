@@ -1,6 +1,7 @@
 """Compiled passes over a history's co-purchase links: :func:`gather` for the candidate step (the links,
 their sums and each item's largest link), :func:`link_pass` for the counterfactual check (the sums, which
-items they reach, and the largest links into a few asked-for items).
+items they reach, and the largest links into a few asked-for items), and :func:`subtract_owners` for the
+check's sums without one history item each.
 
 A grocery history has tens of thousands of links (each history item's row of
 the pruned co-purchase similarity). The counterfactual check needs, from the
@@ -168,8 +169,51 @@ def _gather_loop(
 _gather_kernel = lazily_compiled(_gather_loop)
 
 
+def subtract_owners(
+    sums: npt.NDArray[np.float64],
+    removed: npt.NDArray[np.int64],
+    sorted_owners: npt.NDArray[np.int64],
+    by_owner: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int32],
+    vals: npt.NDArray[np.float32],
+    slot: npt.NDArray[np.int64],
+) -> None:
+    """Row ``t`` of ``sums`` (float64 sums per linked item; ``slot`` maps an item to its column) less
+    the links of history item ``removed[t]``, in place, in one compiled loop.
+
+    History item ``by_owner[q]`` (the ``q``-th of ``sorted_owners``) has its links at
+    ``offsets[o]:offsets[o + 1]`` of ``(cols, vals)``. Each link is taken off as ``sums[t, slot[c]] -=
+    vals[p]`` does it in NumPy (the float32 link widened to float64), so where every partial sum is
+    exact (the caller's check) this is the from-scratch sum without the item, bit for bit.
+    """
+    if len(removed) and len(cols):
+        _subtract_kernel()(sums, np.ascontiguousarray(removed, np.int64), sorted_owners, by_owner, offsets, cols,
+                           vals, slot)
+
+
+def _subtract_loop(
+    sums: Any, removed: Any, sorted_owners: Any, by_owner: Any, offsets: Any, cols: Any, vals: Any, slot: Any
+) -> None:  # pragma: no cover -- compiled by numba (the tests run it compiled)
+    n = len(sorted_owners)
+    for t in range(len(removed)):
+        x = removed[t]
+        q = np.searchsorted(sorted_owners, x)
+        while q < n and sorted_owners[q] == x:
+            o = by_owner[q]
+            for p in range(offsets[o], offsets[o + 1]):
+                sums[t, slot[cols[p]]] -= np.float64(vals[p])
+            q += 1
+
+
+_subtract_kernel = lazily_compiled(_subtract_loop)
+
+
 def prepare() -> None:
     """Compile the kernels now, e.g. when a model is loaded, not on the first request."""
     link_pass(np.array([0], np.int32), np.array([1.0], np.float32), 1, np.array([0], np.int64))
+    one = np.zeros(1, np.int64)
+    subtract_owners(np.zeros((1, 1)), one, one, one, np.array([0, 1], np.int64), np.zeros(1, np.int32),
+                    np.ones(1, np.float32), one)
     for indptr in (np.array([0, 1], np.int32), np.array([0, 1], np.int64)):  # as scipy gives them
         gather(indptr, np.array([0], np.int32), np.array([1.0], np.float32), np.array([0]), 1)

@@ -42,7 +42,7 @@ from recsys.history import (
 )
 from recsys.interactions import DAY, InteractionConfig, Interactions
 from recsys.links import gather as gather_links
-from recsys.links import link_pass
+from recsys.links import link_pass, subtract_owners
 from recsys.ranking.features import (
     FEATURE_NAMES,
     MISSING_RANK,
@@ -1392,14 +1392,13 @@ class _CopurchaseRemovals:
         scores (rows, linked), the asked-for items' scores and largest single links (rows, items))."""
         m, n = len(removed), len(self.items)
         sums = np.repeat(self.base_linked[None, :], m, axis=0)
-        for t, ranges in enumerate(self._ranges(removed)):
-            if not ranges:
-                continue
-            if self.exact:
-                for lo, hi in ranges:  # one link per (owner, item): no repeated position in a range
-                    sums[t, self.slot[self.cols[lo:hi]]] -= self.vals[lo:hi]
-            else:
-                sums[t] = self._sums_without(ranges)
+        if self.exact:  # one link per (owner, item): each range takes an item's link off once
+            subtract_owners(sums, removed, self.sorted_owners, self.by_owner, self.offsets, self.cols, self.vals,
+                            self.slot)
+        else:
+            for t, ranges in enumerate(self._ranges(removed)):
+                if ranges:
+                    sums[t] = self._sums_without(ranges)
         scores = sums.astype(np.float32)
         at = self.slot[self.items]
         item_scores = np.zeros((m, n), np.float32)
