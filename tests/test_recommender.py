@@ -666,6 +666,32 @@ def test_kept_price_medians_are_numpy_medians_bit_for_bit() -> None:
                 assert np.isnan(got[t])
 
 
+def test_category_shares_are_the_bincount_formulation_bit_for_bit() -> None:
+    from recsys.ranking.features import _shares_kernel
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        size, rows, n_codes, n = int(rng.integers(0, 50)), int(rng.integers(1, 8)), int(rng.integers(1, 9)), 30
+        codes = rng.integers(0, n_codes, size)
+        weights = rng.lognormal(0, 2, size).astype(np.float32)  # wide: sums that round in float64
+        if trial % 3 == 0:
+            weights[rng.random(size) < 0.3] = 0  # rows whose kept weight is zero
+        keeps = rng.random((rows, size)) < (0.9 if trial % 2 else 0.4)
+        totals = np.array([float(weights[k].sum()) for k in keeps])
+        item_codes = rng.integers(0, n_codes, n)
+        out = np.full((rows, n, 3), -7, np.float32)
+        _shares_kernel()(codes.astype(np.int64), weights, keeps, totals, item_codes.astype(np.int64), n_codes, out, 1)
+        r, at = np.nonzero(keeps)
+        sums = np.bincount(r * n_codes + codes[at], weights=weights[at], minlength=rows * n_codes)
+        for t in range(rows):
+            if totals[t] > 0:
+                want = (sums.reshape(rows, n_codes)[t] / totals[t])[item_codes].astype(np.float32)
+                assert out[t, :, 1].tobytes() == want.tobytes(), (trial, t)
+            else:
+                assert (out[t, :, 1] == -7).all()  # left as it was
+        assert (out[:, :, [0, 2]] == -7).all()
+
+
 def test_kept_category_latest_is_each_rows_own_maximum() -> None:
     from recsys.ranking.features import _dropped_entry, _kept_category_latest
 
