@@ -14,6 +14,8 @@ each against the same running server:
 3. saturated: `wrk` on GET /recommendations with explain=true, then explain=false,
    `--duration` seconds each: throughput, p50/p99 (wrk's --latency), non-2xx,
    memory per worker and how many connections (and requests) each worker served;
+   then `--cold-duration` seconds on the cold-start ids alone (the API's default
+   explain=true: popular items with their reasons, what every first visit gets);
 4. fixed rate again (`fixed_rate_explain_true_after`): with the cache on, a cache
    the saturated phases filled;
 5. soak: the same fixed-rate client for `--soak` seconds, memory sampled every 10 s.
@@ -479,6 +481,15 @@ def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, tmp: Path
             result[phase]["cache"] = cache_delta(before, cache_counts(server.base))
             result[phase]["events_posted"] = dict(stream.sent)
             print(f"[{name}] {phase} cache: {result[phase]['cache']}", flush=True)
+        # customers the store never saw (and, as ever, no personalisation consent needed): the popular
+        # list with its reasons, the path of every first visit
+        phase = "saturated_cold_start"
+        before = cache_counts(server.base)
+        result[phase] = run_wrk(server, [f"/recommendations?customer_id={quote(c)}&k=10" for c in cold],
+                                duration=args.cold_duration, connections=args.connections, threads=args.threads,
+                                workdir=tmp, name=f"{name}-{phase}", seed=args.seed)
+        result[phase]["cache"] = cache_delta(before, cache_counts(server.base))
+        print(f"[{name}] {phase}: {result[phase]['requests_per_second']} req/s", flush=True)
         print(f"[{name}] fixed rate again ...", flush=True)
         before = cache_counts(server.base)
         with events(args.seed + 4) as stream:
@@ -524,8 +535,8 @@ def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, tmp: Path
     return result
 
 
-SUMMARY_PHASES = ("saturated_explain_true", "saturated_explain_false", "fixed_rate_explain_true",
-                  "fixed_rate_explain_true_after")
+SUMMARY_PHASES = ("saturated_explain_true", "saturated_explain_false", "saturated_cold_start",
+                  "fixed_rate_explain_true", "fixed_rate_explain_true_after")
 
 
 def summary(mode: dict[str, Any]) -> dict[str, Any]:
@@ -550,6 +561,7 @@ def main() -> None:
                     help="run everything with the result cache on, off, or both (one server each)")
     ap.add_argument("--duration", type=int, default=60, help="seconds per saturated setting")
     ap.add_argument("--baseline-duration", type=int, default=20)
+    ap.add_argument("--cold-duration", type=int, default=20, help="seconds of the saturated cold-start phase")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rate", type=float, default=100.0)
