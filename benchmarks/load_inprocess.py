@@ -10,7 +10,9 @@ each customer is a miss (computed), and `route_explain_true_cached` repeats
 the explained requests, all hits. Also a cProfile of the recommends and one of
 the explained route on misses (cumulative seconds of the top functions).
 Also what the catalogue-wide scans of a recommend() read from memory, against
-this machine's memory read speed measured in the same run (`memory_traffic`).
+this machine's memory read speed measured in the same run (`memory_traffic`),
+and where a recommend() spends its time, each step timed inside real calls
+(`recommend_steps`).
 Writes JSON.
 
     python benchmarks/load_inprocess.py --home /tmp/cj-home \
@@ -139,11 +141,68 @@ def main() -> None:
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
         print(buf.getvalue())
         out["memory_traffic"] = memory_traffic(model, keys)
+        out["recommend_steps"] = recommend_steps(model, keys)
     out["loadavg_at_end"] = os.getloadavg()
     print(json.dumps({k: v for k, v in out.items() if k != "profile_100_recommends"}, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"results written to {args.out}")
+
+
+def recommend_steps(model: Any, keys: list[str]) -> dict[str, Any]:
+    """Where a recommend() spends its time, timed inside real calls (so with the caches as the other
+    steps leave them, unlike a step timed alone in a loop): each step's function is wrapped with a
+    clock for the run, then restored. Per step the median over the customers of its time in one
+    recommend() (ms), the median total, and the median of what no wrapped step accounts for (the
+    candidate merge, ranks, filters, the list's items). ``selections`` are the EASE and
+    co-purchase top-k picks (:func:`recsys.recommender._top`)."""
+    import recsys.recommender as rec
+    from recsys.ranking.ranker import LambdaRanker
+
+    steps = {
+        "history": (rec.Stage, "history"),
+        "als_scan": (rec.Stage, "als_top"),
+        "ease_rows": (rec, "_ease_modelled_scores"),
+        "copurchase_gather": (rec, "gather_links"),
+        "selections": (rec, "_top"),
+        "content_profile": (rec, "_content_profile_scores"),
+        "content_pool": (rec.ContentPool, "top"),
+        "content_scores_of_candidates": (rec._ProfileScores, "__call__"),
+        "features": (rec, "build_features"),
+        "ranker": (LambdaRanker, "predict"),
+    }
+    spent: dict[str, float] = {}
+
+    def clocked(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    originals = {name: owner.__dict__[attr] for name, (owner, attr) in steps.items()}
+    per_step: dict[str, list[float]] = {name: [] for name in steps}
+    totals, rest = [], []
+    try:
+        for name, (owner, attr) in steps.items():
+            setattr(owner, attr, clocked(name, originals[name]))
+        for k in keys:
+            spent.clear()
+            t = time.perf_counter()
+            model.recommend(k, 10)
+            total = time.perf_counter() - t
+            totals.append(total)
+            rest.append(total - sum(spent.values()))
+            for name in steps:
+                per_step[name].append(spent.get(name, 0.0))
+    finally:
+        for name, (owner, attr) in steps.items():
+            setattr(owner, attr, originals[name])
+    ms = lambda v: round(float(np.median(v)) * 1000, 3)  # noqa: E731
+    return {"median_ms": {name: ms(v) for name, v in per_step.items()}, "rest_median_ms": ms(rest),
+            "recommend_median_ms": ms(totals), "customers": len(keys)}
 
 
 def memory_traffic(model: Any, keys: list[str]) -> dict[str, Any]:
