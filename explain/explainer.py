@@ -138,11 +138,13 @@ class Explainer:
     def prepare(self) -> Explainer:
         """Build the lookups the first ``explain`` would build (interaction kinds, titles,
         the co-purchase column index, the ranker's TreeSHAP tables and compiled trees,
-        the check's compiled rank counting), e.g. in a web app's startup; returns ``self``."""
+        the check's compiled rank counting) and compile the loops of the first ``recommend``
+        (the top-k picks, the features), e.g. in a web app's startup; returns ``self``."""
         from explain.evidence import prepare as prepare_evidence
         from recsys import links, ranks
         from recsys.ranking.features import prepare as prepare_features
         from recsys.retrieval import ease
+        from recsys.retrieval.base import prepare as prepare_selection
 
         ranker = self.model.ranker_
         ranker.contributions(np.zeros((1, len(ranker.feature_names_)), np.float32))
@@ -151,7 +153,8 @@ class Explainer:
         links.prepare()  # the passes over the co-purchase links
         ease.prepare()  # EASE's sum of weight rows
         prepare_evidence()  # the evidence's pick of the largest contributions
-        prepare_features()  # the check's price medians and category times
+        prepare_features()  # the features' shares, price medians and category times
+        prepare_selection()  # the top-k picks of the candidate step
         self.finder.kinds()
         self.finder.title(0)
         if "copurchase" in self.model.stage_.retrievers:

@@ -16,11 +16,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+_LOOPS: list[tuple[str, list[Any]]] = []  # every wrapped loop: its name and, once compiled, its dispatcher
+
 
 def lazily_compiled(loop: Callable[..., Any]) -> Callable[[], Callable[..., Any]]:
     """A function that returns ``loop`` compiled (``numba.njit``, no GIL held, cached on disk), compiling it once."""
     compiled: list[Callable[..., Any]] = []
     lock = threading.Lock()
+    _LOOPS.append((f"{loop.__module__}.{loop.__qualname__}", compiled))
 
     def get() -> Callable[..., Any]:
         if not compiled:
@@ -32,3 +35,13 @@ def lazily_compiled(loop: Callable[..., Any]) -> Callable[[], Callable[..., Any]
         return compiled[0]
 
     return get
+
+
+def compiled_signatures() -> dict[str, tuple[str, ...]]:
+    """The argument types each loop compiled so far was compiled (or loaded from the disk cache) for.
+
+    numba compiles a loop again for every new combination of argument types,
+    dtypes and memory layouts; a test compares this before and after serving
+    to show that ``Explainer.prepare()`` left no request a compilation to do.
+    """
+    return {name: tuple(sorted(str(sig) for sig in c[0].signatures)) for name, c in _LOOPS if c}

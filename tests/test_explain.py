@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -46,6 +47,41 @@ def known_customers(inter: Interactions, n: int = 40) -> list[str]:
     counts = np.diff(inter.matrix.indptr)
     ids = inter.customers.ids[counts > 0]
     return [str(c) for c in ids[:: max(1, len(ids) // n)][:n]]
+
+
+def test_after_prepare_serving_compiles_no_loop(model: Recommender, inter: Interactions, tmp_path: Path) -> None:
+    """Explainer.prepare() compiles every loop that recommend() and explain() run, for the argument
+    types they run them with, so the first requests of a worker pay no compilation. The model is
+    loaded in a fresh interpreter, as a worker loads its bundle (in this one, training and other
+    tests have compiled loops already)."""
+    import pickle
+    import subprocess
+    import sys
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    customers = known_customers(inter, 12)
+    script = f"""
+import json, pickle
+from explain import Explainer
+from recsys.compiled import compiled_signatures
+from recsys.recommender import Filters
+
+model = pickle.loads(open({str(tmp_path / "model.pkl")!r}, "rb").read())
+explainer = Explainer(model).prepare()
+before = compiled_signatures()
+for customer in {customers!r}:
+    for filters in (Filters(), Filters(allow_repeats=False), Filters(category={str(inter.catalog["category"][0])!r})):
+        explainer.explain(model.recommend(customer, 10, filters=filters))
+explainer.explain(model.recommend("never-seen", 5))
+after = compiled_signatures()
+print(json.dumps({{name: sorted(set(sigs) - set(before.get(name, ()))) for name, sigs in after.items()
+                  if set(sigs) - set(before.get(name, ()))}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    compiled_while_serving = json.loads(done.stdout.strip().splitlines()[-1])
+    assert compiled_while_serving == {}
 
 
 # -- schema and additivity --------------------------------------------------------------

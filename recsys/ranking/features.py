@@ -253,8 +253,9 @@ def build_feature_stack(
         ):
             if present:  # np.bincount(rows * size + codes[hist[at]], weights) / totals, per kept row
                 _shares_kernel()(
-                    np.ascontiguousarray(codes[hist], np.int64), profile.weights, keeps, totals,
-                    np.ascontiguousarray(codes[items], np.int64), size, out, FEATURE_INDEX[name],
+                    np.ascontiguousarray(codes[hist], np.int64), np.ascontiguousarray(profile.weights),
+                    np.ascontiguousarray(keeps), totals, np.ascontiguousarray(codes[items], np.int64), size, out,
+                    FEATURE_INDEX[name],
                 )
         last_ts = profile.last_ts[at]
         dated = np.bincount(rows, weights=np.isfinite(last_ts), minlength=m) > 0

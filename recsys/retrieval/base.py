@@ -157,6 +157,12 @@ def _top_loop(scores: Any, k: int, out: Any) -> int:  # pragma: no cover -- comp
 _top_kernel = lazily_compiled(_top_loop)
 
 
+def prepare() -> None:
+    """Compile the top-k selection now (float32 and float64 scores), e.g. when a model is loaded."""
+    for dtype in (np.float32, np.float64):
+        top_k(np.zeros(64, dtype), 1)
+
+
 @runtime_checkable
 class Retriever(Protocol):
     name: str
