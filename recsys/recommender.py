@@ -938,19 +938,21 @@ def _top(
 ) -> npt.NDArray[np.int32]:
     """Item indices of the ``n`` best positive scores, best first, excluded items left out.
 
-    ``excluded`` is a mask over all items with ``n_excluded`` entries set (the
-    top ``n`` once they are gone are among the top ``n + n_excluded``). ``ids``
-    maps positions of ``scores`` to item indices (ascending, so ties still go
-    to the lower item index); None: positions are item indices.
+    ``excluded`` is a mask over all items with ``n_excluded`` entries set: they
+    score -inf for the pick (so it is the top ``n + n_excluded`` less the
+    excluded ones, tested, at the cost of a pick of ``n``). ``ids`` maps
+    positions of ``scores`` to item indices (ascending, so ties still go to
+    the lower item index); None: positions are item indices.
     """
     from recsys.retrieval.base import top_k
 
-    pos = top_k(scores, n + n_excluded)
+    if n_excluded:  # the excluded items out of the running first: the best n of the rest, in the same order
+        scores = scores.copy()
+        scores[excluded[: len(scores)] if ids is None else excluded[ids]] = -np.inf
+    pos = top_k(scores, n)
     pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
     idx = pos if ids is None else ids[pos]
-    if n_excluded:
-        idx = idx[~excluded[idx]]
-    return idx[:n].astype(np.int32)
+    return idx.astype(np.int32)
 
 
 def _buy_again_ranks_without(

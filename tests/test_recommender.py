@@ -124,6 +124,28 @@ def test_inactive_items_are_never_returned(inter: Interactions) -> None:
     assert not banned & set(model.recommend("nobody", 10).item_ids)
 
 
+def test_top_picks_are_the_best_n_plus_excluded_less_the_excluded() -> None:
+    from recsys.recommender import _top
+    from recsys.retrieval.base import top_k
+
+    rng = np.random.default_rng(4)
+    for trial in range(300):
+        n_items = int(rng.integers(1, 4000))
+        size = int(rng.integers(1, n_items + 1))
+        ids = np.sort(rng.choice(n_items, size, replace=False)) if trial % 2 else None
+        scores = rng.integers(-5, 20, size if ids is not None else n_items).astype(np.float32)  # ties, zeros
+        scores[rng.random(len(scores)) < 0.05] = -np.inf
+        excluded = np.zeros(n_items, bool)
+        excluded[rng.choice(n_items, int(rng.integers(0, min(n_items, 300) + 1)), replace=False)] = True
+        n = int(rng.integers(1, 200))
+        pos = top_k(scores, n + int(excluded.sum()))  # the formulation it replaces
+        pos = pos[np.isfinite(scores[pos]) & (scores[pos] > 0)]
+        want = pos if ids is None else ids[pos]
+        want = want[~excluded[want]][:n]
+        got = _top(scores, n, int(excluded.sum()), excluded, ids=ids)
+        assert got.tolist() == want.tolist(), trial
+
+
 def test_cold_start_lists_are_the_popularity_sources_order_past_any_filtered_head(inter: Interactions) -> None:
     """The cold-start list reads the cached popularity order: it is the popularity source's own
     selection over the whole catalogue, filtered, scores included, even when every item of the
