@@ -245,6 +245,7 @@ def build_feature_stack(
     put("days_since_category", 365.0)
     put("price_ratio", 1.0)
     if some.any():
+        hist_weights, kept = np.ascontiguousarray(profile.weights), np.ascontiguousarray(keeps)
         for name, codes, size, present in (
             ("category_share", table.category, table.n_category, True),
             ("level2_share", table.level2, table.n_level2, table.has_level2),
@@ -253,9 +254,8 @@ def build_feature_stack(
         ):
             if present:  # np.bincount(rows * size + codes[hist[at]], weights) / totals, per kept row
                 _shares_kernel()(
-                    np.ascontiguousarray(codes[hist], np.int64), np.ascontiguousarray(profile.weights),
-                    np.ascontiguousarray(keeps), totals, np.ascontiguousarray(codes[items], np.int64), size, out,
-                    FEATURE_INDEX[name],
+                    np.ascontiguousarray(codes[hist], np.int64), hist_weights, kept, totals,
+                    np.ascontiguousarray(codes[items], np.int64), size, out, FEATURE_INDEX[name],
                 )
         last_ts = profile.last_ts[at]
         dated = np.bincount(rows, weights=np.isfinite(last_ts), minlength=m) > 0
