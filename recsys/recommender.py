@@ -331,8 +331,8 @@ class Stage:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for cache in (  # rebuilt on first use
-            "_content_norm_max", "_pool_index", "_popular_order", "_popular_position", "_als_index",
-            "_als_norm_index", "_als_norm_position",
+            "_content_norm_max", "_pool_index", "_popular_order", "_popular_by_category", "_popular_position",
+            "_als_index", "_als_norm_index", "_als_norm_position",
         ):
             state.pop(cache, None)
         return state
@@ -485,8 +485,12 @@ class Stage:
             self._als_norm_index = index
         return index
 
-    def popular_order(self) -> npt.NDArray[np.int32]:
-        """Every item with a positive popularity score, most popular first (cached)."""
+    def popular_order(self, category: str | None = None) -> npt.NDArray[np.int32]:
+        """Every item with a positive popularity score, most popular first (cached): the popularity
+        source's own order (ties to the lower index). With ``category``, that category's items in
+        the same order (cached per category; empty for a category the catalog does not have), so a
+        category's head is what ``PopularityRetriever.candidates(..., category=)`` selects, without
+        a selection over the whole catalogue per request."""
         order = self.__dict__.get("_popular_order")
         if order is None:
             from recsys.retrieval.base import top_k
@@ -495,7 +499,15 @@ class Stage:
             order = top_k(scores, len(scores))
             order = order[scores[order] > 0].astype(np.int32)
             self._popular_order = order
-        return order
+        if category is None:
+            return order
+        by_category = self.__dict__.setdefault("_popular_by_category", {})
+        mine = by_category.get(category)
+        if mine is None:
+            pop = self.retrievers["popularity"]
+            code = pop.categories_.index(category) if category in pop.categories_ else -1
+            mine = by_category[category] = order[pop.category_[order] == code]
+        return mine
 
     def candidates(
         self,
@@ -622,16 +634,13 @@ class Stage:
     ) -> npt.NDArray[np.int32]:
         """The popularity source's proposals: the head of the (category's) order without the
         history (``in_history`` masks it), plus the category's own head under a category filter."""
-        counts, pop = self.config.candidates, self.retrievers["popularity"]
-        if category is None:
-            # the global order is the same for everyone: computed once, not per request
-            head = self.popular_order()[: counts.popularity + n_history]
-        else:
-            head = pop.candidates(customer, counts.popularity + n_history, category=category).items
+        counts = self.config.candidates
+        # the (category's) order is the same for everyone: computed once, not per request
+        order = self.popular_order(category)
+        head = order[: counts.popularity + n_history]
         out = head[~in_history(head)][: counts.popularity]
         if category is not None:
-            catpop = pop.candidates(customer, counts.popularity, category=category)
-            out = np.union1d(out, catpop.items).astype(np.int32)
+            out = np.union1d(out, order[: counts.popularity]).astype(np.int32)
         return out
 
     def _popularity_ranks_without(
@@ -1862,10 +1871,7 @@ class Recommender:
         the lower index) instead of a selection over the whole catalogue per request."""
         stage = self.stage_
         pop = stage.retrievers["popularity"]
-        order = stage.popular_order()
-        if filters.category is not None:
-            code = pop.categories_.index(filters.category) if filters.category in pop.categories_ else -1
-            order = order[pop.category_[order] == code]
+        order = stage.popular_order(filters.category)
         others = replace(filters, category=None)
         head = order[: 3 * k]
         keep = self._filter_mask(head, others)

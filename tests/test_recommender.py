@@ -177,6 +177,23 @@ def test_cold_start_lists_are_the_popularity_sources_order_past_any_filtered_hea
     assert not banned & set(model.recommend("nobody", 4).item_ids)
 
 
+def test_popularity_proposals_under_a_category_are_the_sources_own_picks(model: Recommender, inter: Interactions) -> None:
+    """Under a category filter the popularity source proposes the category's head past the history,
+    plus the category's own head: what its candidates() selects, read off the cached orders."""
+    stage = model.stage_
+    pop, count = stage.retrievers["popularity"], stage.config.candidates.popularity
+    counts = np.diff(inter.matrix.indptr)
+    for customer in inter.customers.ids[counts > 0][:10].tolist():
+        history = inter.history(customer)
+        mask = np.zeros(len(inter.items), bool)
+        mask[history] = True
+        for category in [*sorted(set(inter.catalog["category"].to_list()))[:4], "no such category"]:
+            head = pop.candidates(customer, count + len(history), category=category).items
+            want = np.union1d(head[~mask[head]][:count], pop.candidates(customer, count, category=category).items)
+            got = stage.popularity_proposals(customer, len(history), lambda h, m=mask: m[h], category=category)
+            assert got.tolist() == want.tolist(), (customer, category)
+
+
 def test_same_seed_same_recommendations(inter: Interactions, model: Recommender) -> None:
     customer = a_known_customer(inter)
     again = Recommender(SMALL).fit(inter)
