@@ -99,6 +99,11 @@ class RecommenderConfig:
       at most this many customers had (new and rare items, what it is for);
       every other candidate still gets its content score.
     - ``relevant_min_rating``: a rating counts as a positive label from this value.
+    - ``precomputed_customers``: a trained serving bundle keeps the candidate
+      step's output of this many customers, the most recently active first
+      (:class:`PrecomputedCandidates`; about 40 KB each on Complete Journey);
+      0 turns it off. :meth:`fit` itself does not build it:
+      :meth:`Recommender.precompute_candidates` does.
     """
 
     interactions: InteractionConfig = field(default_factory=InteractionConfig)
@@ -122,6 +127,7 @@ class RecommenderConfig:
     content_full_scan_items: int = 20_000
     content_pool_max_customers: int = 3
     relevant_min_rating: float = 4.0
+    precomputed_customers: int = 20_000
     seed: int = 42
 
 
@@ -241,6 +247,105 @@ class CandidateSet:
         if source not in self.source_names:
             return np.zeros(len(self.items), bool)
         return self.proposed[:, self.source_names.index(source)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PrecomputedCandidates:
+    """The candidate step's output for the customers likeliest to ask, computed once after training.
+
+    For a known customer the candidate step (catalogue-wide scans per
+    source, merging, features) is most of :meth:`Recommender.recommend`'s
+    time (docs/performance.md). For a customer whose history has not changed
+    since training its output is fixed, because serving ranks at the model's
+    own ``now``: so it is computed here once, in the candidate step's own
+    code, and kept as arrays: the candidates, their features, which sources
+    proposed each and whether the customer had it. ``recommend`` then only
+    filters, runs the ranker, applies the serving policy and picks the top
+    k, with the same result as the live step (the tests compare bit for bit).
+
+    It is used only where the live step would give the same set: no live
+    events for the customer (:meth:`Recommender.observe`), no category filter
+    (it changes the popularity proposals), no ``now``, the same repeats
+    setting, and only for lists that will not be explained (the explanations
+    reuse the live step's work, :class:`ListBasis`).
+    :meth:`Recommender.forget` drops the customer's entry.
+    """
+
+    slots: dict[str, int]  # customer -> position in offsets
+    offsets: npt.NDArray[np.int64]  # customer slot s owns rows offsets[s]:offsets[s + 1]
+    items: npt.NDArray[np.int32]
+    features: npt.NDArray[np.float32]  # (rows, len(FEATURE_NAMES))
+    proposed: npt.NDArray[np.bool_]  # (rows, len(source_names))
+    bought: npt.NDArray[np.bool_]  # the customer had the item (what ``exclude_purchased`` removes)
+    source_names: tuple[str, ...]
+    allow_repeats: bool
+
+    @classmethod
+    def build(
+        cls, stage: Stage, customers: Sequence[str], *, allow_repeats: bool, progress: Progress | None = None
+    ) -> PrecomputedCandidates:
+        """Run the candidate step for each of ``customers`` (stored histories; customers without one are skipped)."""
+        slots: dict[str, int] = {}
+        sets: list[CandidateSet] = []
+        bought: list[npt.NDArray[np.bool_]] = []
+        names: tuple[str, ...] | None = None
+        n_items = len(stage.interactions.items)
+        had = np.zeros(n_items, bool)
+        for n, customer in enumerate(customers):
+            h = stage.history(customer)
+            cs = None if h is None else stage.candidates(customer, allow_repeats=allow_repeats, history=h)
+            if cs is not None and h is not None:
+                if names is None:
+                    names = cs.source_names
+                elif cs.source_names != names:  # the proposals' keys are fixed per model; guard anyway
+                    raise RuntimeError(f"candidate sources changed between customers: {names} vs {cs.source_names}")
+                had[h.items] = True
+                bought.append(had[cs.items])
+                had[h.items] = False
+                slots[customer] = len(sets)
+                sets.append(cs)
+            if progress and (n + 1) % 500 == 0:
+                progress("precomputed candidates", n + 1, len(customers))
+        if progress:
+            progress("precomputed candidates", len(customers), len(customers))
+        sizes = np.array([len(cs.items) for cs in sets], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        n_features = len(FEATURE_NAMES)
+        n_sources = len(names or ())
+        return cls(
+            slots=slots,
+            offsets=offsets,
+            items=np.concatenate([cs.items for cs in sets]) if sets else np.empty(0, np.int32),
+            features=np.concatenate([cs.features for cs in sets]) if sets else np.empty((0, n_features), np.float32),
+            proposed=np.concatenate([cs.proposed for cs in sets]) if sets else np.empty((0, n_sources), bool),
+            bought=np.concatenate(bought) if sets else np.empty(0, bool),
+            source_names=names or (),
+            allow_repeats=allow_repeats,
+        )
+
+    def get(self, customer: str) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:
+        """The customer's candidate set (views, no :class:`ListBasis`) and bought mask, or None."""
+        s = self.slots.get(customer)
+        if s is None:
+            return None
+        a, b = int(self.offsets[s]), int(self.offsets[s + 1])
+        cs = CandidateSet(self.items[a:b], self.source_names, self.proposed[a:b], self.features[a:b])
+        return cs, self.bought[a:b]
+
+    def drop(self, customer: str) -> int:
+        """Forget ``customer``'s entry: 1 if there was one, whose rows are then zeroed, not just unlisted."""
+        s = self.slots.pop(customer, None)
+        if s is None:
+            return 0
+        a, b = int(self.offsets[s]), int(self.offsets[s + 1])
+        for arr in (self.items, self.features, self.proposed, self.bought):
+            arr[a:b] = 0
+        return 1
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets.nbytes + self.items.nbytes + self.features.nbytes + self.proposed.nbytes
+                   + self.bought.nbytes)
 
 
 class Stage:
@@ -1725,7 +1830,8 @@ class Recommender:
         Deletes their events, matrix rows (weights, purchase counts, last
         times, content profile), ALS factors (zeroed in the trained model
         too), buy-again pairs, their vocabulary entry (the index stays taken
-        by a tombstone) and any live history. Returns how many of each were
+        by a tombstone), any live history and their precomputed candidates
+        (zeroed). Returns how many of each were
         removed (0s for a customer the model never knew). Item-side
         aggregates learned from everyone (popularity counts, co-purchase and
         EASE similarities, the ranker) keep their contribution until the
@@ -1737,10 +1843,12 @@ class Recommender:
         removed = {
             "live_history": 0, "events": 0, "matrix_entries": 0, "purchase_entries": 0,
             "last_time_entries": 0, "content_entries": 0, "als_factors": 0, "buy_again_pairs": 0,
-            "vocabulary": 0,
+            "vocabulary": 0, "precomputed_candidates": 0,
         }
         with self._mutex:
             removed["live_history"] = int(self._live_histories.pop(customer, None) is not None)
+            pre = self.__dict__.get("precomputed_")
+            removed["precomputed_candidates"] = 0 if pre is None else pre.drop(customer)
             u = inter.customers.index(customer)
             if u < 0:
                 return removed
@@ -1781,6 +1889,7 @@ class Recommender:
         personalise: bool = True,
         now: float | None = None,
         policy: ServingPolicy | None = None,
+        explainable: bool = True,
     ) -> RankedList:
         """Top-``k`` items for ``customer`` (the id the model knows them by).
 
@@ -1788,7 +1897,11 @@ class Recommender:
         Unknown customers are not an error: they get popular items, flagged
         ``cold_start``. ``policy`` (see :mod:`recsys.ranking.policy`) drops
         candidates below its score floor and re-orders less-active customers'
-        lists; item scores stay the ranker's own.
+        lists; item scores stay the ranker's own. ``explainable=False`` (a
+        list that will not be explained) may read the customer's
+        :class:`PrecomputedCandidates` instead of running the candidate
+        step: the same list, without the :class:`ListBasis` the
+        explanations reuse.
         """
         self._check()
         if k < 1:
@@ -1797,18 +1910,26 @@ class Recommender:
         if not personalise:
             return self._popular(customer, k, filters, "not_personalised", now)
         allow_repeats = filters.allow_repeats and self.config.mode == "repeats"
-        h = self._history(customer)
-        cs = None if h is None else stage.candidates(
-            customer, allow_repeats=allow_repeats, category=filters.category, now=now, history=h
-        )
-        if cs is None or h is None:
-            return self._popular(customer, k, filters, "cold_start", now)
-        keep = self._filter_mask(cs.items, filters)
-        if filters.exclude_purchased:
+        stored = None
+        if not explainable and now is None and filters.category is None:
+            stored = self._precomputed(customer, allow_repeats)
+        if stored is not None:
+            cs, had = stored
+        else:
+            h = self._history(customer)
+            got = None if h is None else stage.candidates(
+                customer, allow_repeats=allow_repeats, category=filters.category, now=now, history=h
+            )
+            if got is None or h is None:
+                return self._popular(customer, k, filters, "cold_start", now)
+            cs = got
             bought = np.zeros(len(stage.interactions.items), bool)  # a mask: cheaper than np.isin
             bought[h.items] = True
+            had = bought[cs.items]
+        keep = self._filter_mask(cs.items, filters)
+        if filters.exclude_purchased:
             repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
-            keep &= ~bought[cs.items] | repeat_ok
+            keep &= ~had | repeat_ok
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
             return self._popular(customer, k, filters, "known", now)
@@ -1838,6 +1959,35 @@ class Recommender:
         return RankedList(
             customer, "known", ranked, self.version_, filters=filters, now=now, basis=cs.basis, runner_up=runner_up
         )
+
+    def precompute_candidates(self, max_customers: int, *, progress: Progress | None = None) -> int:
+        """Keep the candidate step's output for up to ``max_customers`` customers, the most recently
+        active first (see :class:`PrecomputedCandidates`); 0 removes it. Returns how many were kept."""
+        self._check()
+        if max_customers <= 0:
+            self.__dict__.pop("precomputed_", None)
+            return 0
+        inter = self.stage_.interactions
+        last = (
+            inter.events.group_by("u").agg(pl.col("ts").max())
+            .sort(["ts", "u"], descending=[True, False], nulls_last=True)
+            .head(max_customers)
+        )
+        ids = inter.customers.ids
+        customers = [str(ids[u]) for u in last["u"].to_list()]
+        with threadpool_limits(1, "blas"):
+            self.precomputed_ = PrecomputedCandidates.build(
+                self.stage_, customers, allow_repeats=self.config.mode == "repeats", progress=progress
+            )
+        return len(self.precomputed_.slots)
+
+    def _precomputed(
+        self, customer: str, allow_repeats: bool
+    ) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:
+        pre: PrecomputedCandidates | None = self.__dict__.get("precomputed_")
+        if pre is None or pre.allow_repeats != allow_repeats or customer in self._live_histories:
+            return None
+        return pre.get(customer)
 
     def _filter_mask(self, items: npt.NDArray[np.int32], filters: Filters) -> npt.NDArray[np.bool_]:
         keep = self._active_mask()[items].copy()

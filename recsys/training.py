@@ -69,6 +69,7 @@ def train_from_store(
 
         raise ClearshelfError("the store holds no events to train on: import data or run `clearshelf demo` first")
     model = Recommender(config).fit(inter, progress=progress)
+    model.precompute_candidates(config.precomputed_customers, progress=progress)
     return save_bundle(model, inter, Path(home) / "models", started=started, keep=keep, extra_files=extra_files)
 
 
@@ -108,6 +109,7 @@ def save_bundle(
         "ranker_training_customers": model.training_groups_,
         "retriever_fit_seconds": {k: round(v, 2) for k, v in stage.fit_seconds.items()},
         "feature_importance_gain": {k: round(v, 3) for k, v in model.ranker_.importance().items()},
+        **_precomputed_metrics(model),
         **(extra_metrics or {}),
     }
     return registry.save(
@@ -119,3 +121,10 @@ def save_bundle(
         extra_files=extra_files,
         keep=keep,
     )
+
+
+def _precomputed_metrics(model: Recommender) -> dict[str, Any]:
+    pre = model.__dict__.get("precomputed_")
+    if pre is None:
+        return {"precomputed_customers": 0, "precomputed_mb": 0.0}
+    return {"precomputed_customers": len(pre.slots), "precomputed_mb": round(pre.nbytes / 2**20, 1)}

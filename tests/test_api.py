@@ -150,6 +150,12 @@ def test_unknown_customer_is_cold_start_not_an_error(client: TestClient) -> None
 def test_explain_false_and_filters(client: TestClient, world: World) -> None:
     plain = recommend(client, world.customers[4], k=10, explain="false")
     assert all(i["reason"] is None and i["attributions"] is None for i in plain["items"])
+    # unexplained lists of known customers read the bundle's precomputed candidates: the same list
+    model = client.app.state.serving.current.model  # type: ignore[attr-defined]
+    assert world.key_of(world.customers[4]) in model.precomputed_.slots
+    explained = recommend(client, world.customers[4], k=10)
+    assert plain["customer_status"] == explained["customer_status"] == "known"
+    assert [(i["item_id"], i["score"]) for i in plain["items"]] == [(i["item_id"], i["score"]) for i in explained["items"]]
     category = plain["items"][0]["category"]
     only = recommend(client, world.customers[4], k=5, category=category, explain="false")
     assert only["items"] and all(i["category"] == category for i in only["items"])
@@ -284,6 +290,8 @@ def test_erasure_removes_the_customer_everywhere(client: TestClient, world: Worl
     assert receipt["removed"]["events"] > 0 and receipt["removed"]["customer_records"] == 1
     assert receipt["removed"]["audit_outcomes"]["audit_outcomes"] >= 1
     assert sum(receipt["removed"]["live_model"].values()) > 0
+    assert receipt["removed"]["live_model"]["precomputed_candidates"] == 1
+    assert key not in model.precomputed_.slots
     with store.engine.connect() as conn:
         for table in (schema.events, schema.customers, schema.audit_outcomes):
             n = conn.execute(select(func.count()).select_from(table).where(table.c.customer_key == key)).scalar_one()
@@ -494,6 +502,8 @@ def test_train_job_trains_activates_and_reports(client: TestClient, world: World
     # trained through the service like `clearshelf train`: the bundle carries its SHAP summary
     files = (world.home / "models" / version / "manifest.json").read_text()
     assert SUMMARY_JSON in files and SUMMARY_PNG in files
+    metrics = json.loads(files)["metrics"]
+    assert metrics["precomputed_customers"] > 0 and metrics["precomputed_mb"] > 0
 
 
 # -- thresholds ---------------------------------------------------------------------------

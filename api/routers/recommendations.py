@@ -97,7 +97,9 @@ def _answer(
     policy: ServingPolicy | None, thresholds_version: int | None,
 ) -> CachedAnswer:
     """The answer as :class:`RecommendationsOut` JSON without ``request_id`` (the object after its ``{``)."""
-    ranked = loaded.model.recommend(key, k, filters=filters, personalise=personalise, policy=policy)
+    ranked = loaded.model.recommend(
+        key, k, filters=filters, personalise=personalise, policy=policy, explainable=explain
+    )
     explanations: tuple[Any, ...] = ()
     explainer = loaded.explainer
     if explain and ranked.items:
