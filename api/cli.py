@@ -273,6 +273,7 @@ def train_command(
     keep: Annotated[int, typer.Option(min=1, help="How many model versions to keep for rollback.")] = 5,
     hierarchy: Annotated[str | None, typer.Option(help="Catalog columns of a deeper product hierarchy for the share features, e.g. department,product_type.")] = None,
     no_content: Annotated[bool, typer.Option("--no-content", help="Skip the text-embedding source (faster, no model load).")] = False,
+    precomputed_customers: Annotated[int, typer.Option(min=0, help="Keep the candidate step's output of this many customers, the most recently active first: their unexplained lists skip it (about 30 KB each per worker; 0: off).")] = 10_000,
 ) -> None:
     """Train on everything in the store, write a versioned model bundle and activate it."""
     from dataclasses import replace
@@ -283,7 +284,9 @@ def train_command(
     settings = get_settings()
     store = open_store(settings)
     level2, level3 = _hierarchy(hierarchy)
-    config = RecommenderConfig(level2_column=level2, level3_column=level3)
+    config = RecommenderConfig(
+        level2_column=level2, level3_column=level3, precomputed_customers=precomputed_customers
+    )
     if no_content:
         config = replace(config, content=None)
     with progress_bar() as progress:

@@ -2,7 +2,9 @@
 
 Loads the active bundle of `--home` through the app factory (as `clearshelf
 serve` does), then for a seeded sample of Complete Journey households times,
-one request at a time: `Recommender.recommend` (k=10), recommend +
+one request at a time: `Recommender.recommend` (k=10), the same with
+`explainable=False` (what `explain=false` calls: the bundle's precomputed
+candidates where it has them), recommend +
 `Explainer.explain`, and the whole route through the ASGI test client with
 `explain=false|true`; the baseline in the same run is `GET /healthz` through the
 same client. The route runs with the result cache on: the first request for
@@ -85,6 +87,10 @@ def main() -> None:
 
         out["healthz_route"] = timed(lambda _: client.get("/healthz"), keys)
         out["recommend"] = timed(lambda k: model.recommend(k, 10), keys)
+        # what the route calls for explain=false: the precomputed candidates when the bundle has them
+        pre = model.__dict__.get("precomputed_")
+        out["precomputed_customers"] = 0 if pre is None else sum(k in pre.slots for k in keys)
+        out["recommend_unexplained"] = timed(lambda k: model.recommend(k, 10, explainable=False), keys)
         out["recommend_and_explain"] = timed(lambda k: explainer.explain(model.recommend(k, 10)), keys)
         out["route_explain_false"] = timed(
             lambda c: client.get("/recommendations", params={"customer_id": c, "explain": "false"}), customers)

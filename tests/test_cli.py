@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -139,9 +140,12 @@ def test_demo_train_recommend_round_trip(env: dict[str, str], db_url: str) -> No
     again = run(["demo", "--customers", "150", "--items", "60", "--no-train"], env)
     assert Store.open(db_url).counts() == counts, "re-running the demo must not duplicate events"
     assert again.returncode == 0
-    train = run(["train", "--no-content"], env)
+    train = run(["train", "--no-content", "--precomputed-customers", "40"], env)
     assert train.returncode == 0, train.stderr
     assert "trained model" in train.stdout
+    models = Path(env["CLEARSHELF_HOME"]) / "models"
+    manifest = json.loads((models / (models / "ACTIVE").read_text().strip() / "manifest.json").read_text())
+    assert manifest["metrics"]["precomputed_customers"] == 40
     rec = run(["recommend", "C00001", "--k", "5"], env)
     assert rec.returncode == 0, rec.stderr
     assert "customer status: known" in rec.stdout
