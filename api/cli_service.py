@@ -147,8 +147,15 @@ def serve_command(
     # cached answers churn; two arenas keep it flat (docs/performance.md, Soak).
     # Read by glibc at process start, so it applies to the workers spawned below.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    # one listening socket per worker (SO_REUSEPORT): the kernel spreads connections over them
+    # instead of the first worker to wake taking every waiting one (api/workers.py)
+    from api.workers import SpreadWorkers, reuseport_sockets
+
+    config = uvicorn.Config("api.app:create_app", factory=True, workers=workers, **common)
     try:
-        uvicorn.run("api.app:create_app", factory=True, workers=workers, **common)
+        SpreadWorkers(config, reuseport_sockets(host, port, workers)).run()
+    except KeyboardInterrupt:  # as uvicorn.run: a Ctrl+C during startup is a clean stop
+        pass
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
