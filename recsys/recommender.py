@@ -280,12 +280,14 @@ class PrecomputedCandidates:
     bought: npt.NDArray[np.bool_]  # the customer had the item (what ``exclude_purchased`` removes)
     source_names: tuple[str, ...]
     allow_repeats: bool
+    seconds: float = 0.0  # how long building took
 
     @classmethod
     def build(
         cls, stage: Stage, customers: Sequence[str], *, allow_repeats: bool, progress: Progress | None = None
     ) -> PrecomputedCandidates:
         """Run the candidate step for each of ``customers`` (stored histories; customers without one are skipped)."""
+        started = time.perf_counter()
         slots: dict[str, int] = {}
         sets: list[CandidateSet] = []
         bought: list[npt.NDArray[np.bool_]] = []
@@ -322,6 +324,7 @@ class PrecomputedCandidates:
             bought=np.concatenate(bought) if sets else np.empty(0, bool),
             source_names=names or (),
             allow_repeats=allow_repeats,
+            seconds=time.perf_counter() - started,
         )
 
     def get(self, customer: str) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:

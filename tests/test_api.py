@@ -503,7 +503,7 @@ def test_train_job_trains_activates_and_reports(client: TestClient, world: World
     files = (world.home / "models" / version / "manifest.json").read_text()
     assert SUMMARY_JSON in files and SUMMARY_PNG in files
     metrics = json.loads(files)["metrics"]
-    assert metrics["precomputed_customers"] > 0 and metrics["precomputed_mb"] > 0
+    assert metrics["precomputed_customers"] > 0 and metrics["precomputed_mb"] > 0 and metrics["precomputed_seconds"] > 0
 
 
 # -- thresholds ---------------------------------------------------------------------------
