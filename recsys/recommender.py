@@ -1926,12 +1926,13 @@ class Recommender:
             )
             if got is None or h is None:
                 return self._popular(customer, k, filters, "cold_start", now)
-            cs = got
-            bought = np.zeros(len(stage.interactions.items), bool)  # a mask: cheaper than np.isin
-            bought[h.items] = True
-            had = bought[cs.items]
+            cs, had = got, None
+            if filters.exclude_purchased:
+                bought = np.zeros(len(stage.interactions.items), bool)  # a mask: cheaper than np.isin
+                bought[h.items] = True
+                had = bought[cs.items]
         keep = self._filter_mask(cs.items, filters)
-        if filters.exclude_purchased:
+        if filters.exclude_purchased and had is not None:
             repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
             keep &= ~had | repeat_ok
         idx = np.flatnonzero(keep)
