@@ -328,13 +328,15 @@ class PrecomputedCandidates:
         )
 
     def get(self, customer: str) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:
-        """The customer's candidate set (views, no :class:`ListBasis`) and bought mask, or None."""
+        """The customer's candidate set (no :class:`ListBasis`) and bought mask, or None. Copies
+        (a few tens of KB), so a :meth:`drop` zeroing the rows cannot change a list being ranked."""
         s = self.slots.get(customer)
         if s is None:
             return None
         a, b = int(self.offsets[s]), int(self.offsets[s + 1])
-        cs = CandidateSet(self.items[a:b], self.source_names, self.proposed[a:b], self.features[a:b])
-        return cs, self.bought[a:b]
+        cs = CandidateSet(self.items[a:b].copy(), self.source_names, self.proposed[a:b].copy(),
+                          self.features[a:b].copy())
+        return cs, self.bought[a:b].copy()
 
     def drop(self, customer: str) -> int:
         """Forget ``customer``'s entry: 1 if there was one, whose rows are then zeroed, not just unlisted."""
@@ -1990,9 +1992,10 @@ class Recommender:
         self, customer: str, allow_repeats: bool
     ) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:
         pre: PrecomputedCandidates | None = self.__dict__.get("precomputed_")
-        if pre is None or pre.allow_repeats != allow_repeats or customer in self._live_histories:
+        if pre is None or pre.allow_repeats != allow_repeats:
             return None
-        return pre.get(customer)
+        with self._mutex:  # observe and forget change the customer under it
+            return None if customer in self._live_histories else pre.get(customer)
 
     def _filter_mask(self, items: npt.NDArray[np.int32], filters: Filters) -> npt.NDArray[np.bool_]:
         keep = self._active_mask()[items].copy()

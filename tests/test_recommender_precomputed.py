@@ -115,6 +115,8 @@ def test_erasure_drops_and_zeroes_the_customers_rows(model: Recommender, inter: 
     assert np.any(pre.features[a:b] != 0)
     neighbour = next(c for c, s in pre.slots.items() if s == slot + 1)
     kept = pre.features[pre.offsets[slot + 1]:pre.offsets[slot + 2]].copy()
+    in_flight = pre.get(customer)  # what a request being ranked holds
+    assert in_flight is not None
 
     removed = model.forget(customer)
 
@@ -125,6 +127,8 @@ def test_erasure_drops_and_zeroes_the_customers_rows(model: Recommender, inter: 
     assert np.array_equal(pre.features[pre.offsets[slot + 1]:pre.offsets[slot + 2]], kept)  # others untouched
     _same(model.recommend(neighbour, 10, explainable=False), model.recommend(neighbour, 10))
     assert model.forget(customer)["precomputed_candidates"] == 0
+    # a copy: the zeroing does not reach a list already being ranked
+    assert np.any(in_flight[0].features != 0) and np.any(in_flight[0].items != 0)
 
 
 def test_the_most_recently_active_customers_are_kept(fitted: Recommender, inter: Interactions) -> None:
