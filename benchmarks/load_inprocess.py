@@ -88,7 +88,7 @@ def main() -> None:
         out["healthz_route"] = timed(lambda _: client.get("/healthz"), keys)
         out["recommend"] = timed(lambda k: model.recommend(k, 10), keys)
         # what the route calls for explain=false: the precomputed candidates when the bundle has them
-        pre = model.__dict__.get("precomputed_")
+        pre = model.precomputed
         out["precomputed_customers"] = 0 if pre is None else sum(k in pre.slots for k in keys)
         out["recommend_unexplained"] = timed(lambda k: model.recommend(k, 10, explainable=False), keys)
         out["recommend_and_explain"] = timed(lambda k: explainer.explain(model.recommend(k, 10)), keys)

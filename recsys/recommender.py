@@ -155,6 +155,14 @@ def proposal_ranks(
     return ranks
 
 
+def _had(n_items: int, history_items: npt.NDArray[np.int32], items: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """Which of ``items`` the history has (what ``exclude_purchased`` removes), via a catalogue mask:
+    cheaper than np.isin against the history."""
+    mask = np.zeros(n_items, bool)
+    mask[history_items] = True
+    return mask[items]
+
+
 def _buy_again_proposals(repeats: Any, due: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int32]:
     """The buy-again source's proposals: the ``k`` most due repeat items with a positive score."""
     if len(repeats) == 0:
@@ -293,7 +301,6 @@ class PrecomputedCandidates:
         bought: list[npt.NDArray[np.bool_]] = []
         names: tuple[str, ...] | None = None
         n_items = len(stage.interactions.items)
-        had = np.zeros(n_items, bool)
         for n, customer in enumerate(customers):
             h = stage.history(customer)
             cs = None if h is None else stage.candidates(customer, allow_repeats=allow_repeats, history=h)
@@ -302,9 +309,7 @@ class PrecomputedCandidates:
                     names = cs.source_names
                 elif cs.source_names != names:  # the proposals' keys are fixed per model; guard anyway
                     raise RuntimeError(f"candidate sources changed between customers: {names} vs {cs.source_names}")
-                had[h.items] = True
-                bought.append(had[cs.items])
-                had[h.items] = False
+                bought.append(_had(n_items, h.items, cs.items))
                 slots[customer] = len(sets)
                 sets.append(cs)
             if progress and (n + 1) % 500 == 0:
@@ -1853,7 +1858,7 @@ class Recommender:
         }
         with self._mutex:
             removed["live_history"] = int(self._live_histories.pop(customer, None) is not None)
-            pre = self.__dict__.get("precomputed_")
+            pre = self.precomputed
             removed["precomputed_candidates"] = 0 if pre is None else pre.drop(customer)
             u = inter.customers.index(customer)
             if u < 0:
@@ -1930,9 +1935,7 @@ class Recommender:
                 return self._popular(customer, k, filters, "cold_start", now)
             cs, had = got, None
             if filters.exclude_purchased:
-                bought = np.zeros(len(stage.interactions.items), bool)  # a mask: cheaper than np.isin
-                bought[h.items] = True
-                had = bought[cs.items]
+                had = _had(len(stage.interactions.items), h.items, cs.items)
         keep = self._filter_mask(cs.items, filters)
         if filters.exclude_purchased and had is not None:
             repeat_ok = cs.proposed_by("buy_again") if allow_repeats else np.zeros(len(cs.items), bool)
@@ -1988,10 +1991,15 @@ class Recommender:
             )
         return len(self.precomputed_.slots)
 
+    @property
+    def precomputed(self) -> PrecomputedCandidates | None:
+        """The precomputed candidates (:meth:`precompute_candidates`), or None."""
+        return self.__dict__.get("precomputed_")
+
     def _precomputed(
         self, customer: str, allow_repeats: bool
     ) -> tuple[CandidateSet, npt.NDArray[np.bool_]] | None:
-        pre: PrecomputedCandidates | None = self.__dict__.get("precomputed_")
+        pre = self.precomputed
         if pre is None or pre.allow_repeats != allow_repeats:
             return None
         with self._mutex:  # observe and forget change the customer under it

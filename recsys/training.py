@@ -124,7 +124,7 @@ def save_bundle(
 
 
 def _precomputed_metrics(model: Recommender) -> dict[str, Any]:
-    pre = model.__dict__.get("precomputed_")
+    pre = model.precomputed
     if pre is None:
         return {"precomputed_customers": 0, "precomputed_mb": 0.0, "precomputed_seconds": 0.0}
     return {"precomputed_customers": len(pre.slots), "precomputed_mb": round(pre.nbytes / 2**20, 1),
